@@ -1,0 +1,46 @@
+// csrc/bindings/module.cpp - the private module kexue._core: error mapping,
+// threads, build information, and one register_<area> call per area.
+#include <pybind11/pybind11.h>
+
+#include "cpu/dispatch.hpp"
+#include "kexue/kexue.hpp"
+
+namespace py = pybind11;
+
+namespace kexue {
+namespace cuda {
+bool built();
+}
+namespace bind {
+void register_crf(py::module_& m);
+void register_memm(py::module_& m);
+}  // namespace bind
+}  // namespace kexue
+
+PYBIND11_MODULE(_core, m) {
+  m.doc() = "kexue's compiled core (private: use the kexue package)";
+  py::register_exception_translator([](std::exception_ptr p) {
+    try {
+      if (p) std::rethrow_exception(p);
+    } catch (const kexue::Error& e) {
+      switch (e.kind()) {
+        case kexue::ErrorKind::Type: PyErr_SetString(PyExc_TypeError, e.what()); break;
+        case kexue::ErrorKind::Index: PyErr_SetString(PyExc_IndexError, e.what()); break;
+        default: PyErr_SetString(PyExc_ValueError, e.what()); break;
+      }
+    }
+  });
+  m.attr("__version__") = kexue::version();
+  m.def("get_num_threads", &kexue::get_num_threads, "Threads used by kexue's kernels.");
+  m.def("set_num_threads", &kexue::set_num_threads, py::arg("n"),
+        "Set the threads used by kexue's kernels (>= 1).");
+  m.def("simd_level", &kexue::simd_level, "The SIMD level the CPU kernels run at.");
+  m.def("simd_level_supported",
+        [] { return kexue::cpu::simd_level_name(kexue::cpu::simd_level_supported()); });
+  m.def("set_simd_level", [](const std::string& s) { kexue::cpu::set_simd_level(s.c_str()); },
+        py::arg("level"), "Force the SIMD level (testing): scalar, avx2 or avx512.");
+  m.def("compiler_info", [] { return std::string(KEXUE_COMPILER_ID); });
+  m.def("cuda_built", &kexue::cuda::built);
+  kexue::bind::register_crf(m);
+  kexue::bind::register_memm(m);
+}

@@ -1,0 +1,3 @@
+// The CRF/MEMM row kernels compiled for the scalar level (flags: CMakeLists.txt).
+#define KEXUE_ISA_NS scalar
+#include "cpu/simd/decoders_kernels.inc"

@@ -1,0 +1,154 @@
+// kexue/decoders/crf.hpp - linear-chain CRF math for one sequence.
+//
+// A row is the valid steps of one sequence: idx[0..L) are their positions in
+// the emissions row (masked steps are simply absent). Scores are computed in
+// double whatever the input dtype. The forward and backward recursions run in
+// "exp space" per step: with m = max alpha, alpha'(j) = h(j) + m + c_j +
+// log(sum_i exp(alpha(i) - m) E[i,j]), E = exp(A - c) column-shifted, so a
+// step is K exps, a K x K multiply-add and K logs, all vectorised. When a sum
+// falls below kTiny its dominant term may have underflowed, and that entry is
+// recomputed exactly in log space (hard constraints, extreme emissions).
+#pragma once
+#include <cstdint>
+
+#include "kexue/core/math.hpp"
+#include "kexue/decoders/common.hpp"
+
+namespace kexue {
+inline namespace KEXUE_ISA_NS {
+namespace decoders {
+
+/// Transition parameters prepared once per call (allowed already folded in
+/// as -inf), shared read-only by every row.
+struct CrfParams {
+  std::int64_t K;
+  const double* A;   ///< [K,K] transitions, -inf where forbidden
+  const double* E;   ///< [K,K] exp(A[i,j] - c[j])
+  const double* c;   ///< [K] column max of A (0 for an all -inf column)
+  const double* FT;  ///< [K,K] FT[j,i] = exp(A[i,j] - r[i])
+  const double* r;   ///< [K] row max of A (0 for an all -inf row)
+  const double* Eh;  ///< [K,K] exp(A - Amax)
+  double Amax;       ///< max of A (0 when all -inf)
+  const double* s;   ///< [K] start scores, -inf where forbidden
+  const double* e;   ///< [K] end scores, -inf where forbidden
+};
+
+constexpr double kTiny = 1e-280;
+
+/// alpha/beta step: out[j] = h[j] + LSE_i(prev[i] + M[i,j]) where the
+/// exp-space form uses X[i*K+j] = exp(M[i,j] - shift[j]) (X = E for the
+/// forward pass, X = FT with M = A^T for the backward one). u, acc: [K].
+KX_HD inline void lse_step(std::int64_t K, const double* KX_RESTRICT prev, const double* X,
+                           const double* shift, const double* Mlog, bool transposed,
+                           const double* KX_RESTRICT h, double* KX_RESTRICT out,
+                           double* KX_RESTRICT u, double* KX_RESTRICT acc) {
+  const double m = math::max_of(prev, K);
+  bool slow_all = !(m > -math::kInf) || m == math::kInf;
+  if (!slow_all) {
+    for (std::int64_t i = 0; i < K; ++i) u[i] = math::exp(prev[i] - m);
+    for (std::int64_t j = 0; j < K; ++j) acc[j] = 0.0;
+    for (std::int64_t i = 0; i < K; ++i) {
+      const double ui = u[i];
+      const double* KX_RESTRICT Xi = X + i * K;
+      for (std::int64_t j = 0; j < K; ++j) acc[j] += ui * Xi[j];
+    }
+    for (std::int64_t j = 0; j < K; ++j) out[j] = h[j] + ((m + shift[j]) + math::log(acc[j]));
+  }
+  for (std::int64_t j = 0; j < K; ++j) {
+    if (slow_all || !(acc[j] >= kTiny)) {
+      // Exact log-space LSE for this entry (rare: see the file comment).
+      double mx = -math::kInf;
+      for (std::int64_t i = 0; i < K; ++i) {
+        const double t = prev[i] + (transposed ? Mlog[j * K + i] : Mlog[i * K + j]);
+        mx = t > mx ? t : mx;
+      }
+      double v;
+      if (mx == -math::kInf || mx == math::kInf) {
+        v = mx;
+        for (std::int64_t i = 0; i < K; ++i) {
+          const double t = prev[i] + (transposed ? Mlog[j * K + i] : Mlog[i * K + j]);
+          if (t != t) v = t;
+        }
+      } else {
+        double s = 0.0;
+        for (std::int64_t i = 0; i < K; ++i)
+          s += math::exp(prev[i] + (transposed ? Mlog[j * K + i] : Mlog[i * K + j]) - mx);
+        v = mx + math::log(s);
+      }
+      out[j] = h[j] + v;
+    }
+  }
+}
+
+/// Forward pass: alpha [L,K] (L >= 1), returns log Z. hbuf [L,K] holds the
+/// row's emissions of the valid steps as doubles (filled by the caller).
+/// Workspace u, acc [K].
+KX_HD inline double crf_forward(std::int64_t L, const CrfParams& p, const double* hbuf,
+                                double* alpha, double* u, double* acc) {
+  const std::int64_t K = p.K;
+  for (std::int64_t k = 0; k < K; ++k) alpha[k] = p.s[k] + hbuf[k];
+  for (std::int64_t l = 1; l < L; ++l)
+    lse_step(K, alpha + (l - 1) * K, p.E, p.c, p.A, false, hbuf + l * K, alpha + l * K, u, acc);
+  const double* last = alpha + (L - 1) * K;
+  for (std::int64_t k = 0; k < K; ++k) u[k] = last[k] + p.e[k];
+  return math::logsumexp(u, K);
+}
+
+/// Score of the tag path y[0..L) (the gold path).
+KX_HD inline double crf_path_score(std::int64_t L, const CrfParams& p, const double* hbuf,
+                                   const std::int64_t* y) {
+  const std::int64_t K = p.K;
+  double s = p.s[y[0]] + hbuf[y[0]];
+  for (std::int64_t l = 1; l < L; ++l) s += p.A[y[l - 1] * K + y[l]] + hbuf[l * K + y[l]];
+  return s + p.e[y[L - 1]];
+}
+
+/// Backward pass after crf_forward: node marginals mu [L,K] and, when M/D are
+/// given, the pair marginals summed over steps accumulated as
+///   sum_l xi_l[i,j] = M[i,j] * Eh[i,j] + D[i,j]
+/// (M gets w*u_i*v_j in exp space; D gets exact terms for the rare steps
+/// whose scale would overflow). Workspace beta, nbeta, g, v, u, acc [K].
+KX_HD inline void crf_backward(std::int64_t L, const CrfParams& p, const double* hbuf,
+                               const double* alpha, double logz, double* mu, double* M, double* D,
+                               double* beta, double* nbeta, double* g, double* v, double* u,
+                               double* acc) {
+  const std::int64_t K = p.K;
+  for (std::int64_t k = 0; k < K; ++k) beta[k] = p.e[k];
+  for (std::int64_t l = L - 1; l >= 0; --l) {
+    const double* al = alpha + l * K;
+    double* mul = mu + l * K;
+    for (std::int64_t k = 0; k < K; ++k) mul[k] = math::exp(al[k] + beta[k] - logz);
+    if (l == 0) break;
+    const double* h = hbuf + l * K;
+    for (std::int64_t j = 0; j < K; ++j) g[j] = h[j] + beta[j];
+    // beta_{l-1}(i) = LSE_j(A[i,j] + g[j]) : the forward step on A^T.
+    for (std::int64_t j = 0; j < K; ++j) acc[j] = 0.0;  // zeros for the h argument
+    lse_step(K, g, p.FT, p.r, p.A, true, acc, nbeta, v, u);
+    if (M != nullptr) {
+      const double* ap = alpha + (l - 1) * K;
+      const double m1 = math::max_of(ap, K);
+      const double m2 = math::max_of(g, K);
+      if (m1 > -math::kInf && m2 > -math::kInf && m1 < math::kInf && m2 < math::kInf) {
+        const double w = math::exp(m1 + m2 + p.Amax - logz);
+        if (w <= 1e280) {
+          for (std::int64_t j = 0; j < K; ++j) v[j] = math::exp(g[j] - m2);
+          for (std::int64_t i = 0; i < K; ++i) u[i] = w * math::exp(ap[i] - m1);
+          for (std::int64_t i = 0; i < K; ++i) {
+            const double ui = u[i];
+            double* KX_RESTRICT Mi = M + i * K;
+            for (std::int64_t j = 0; j < K; ++j) Mi[j] += ui * v[j];
+          }
+        } else {
+          for (std::int64_t i = 0; i < K; ++i)
+            for (std::int64_t j = 0; j < K; ++j)
+              D[i * K + j] += math::exp(ap[i] + p.A[i * K + j] + g[j] - logz);
+        }
+      }
+    }
+    for (std::int64_t k = 0; k < K; ++k) beta[k] = nbeta[k];
+  }
+}
+
+}  // namespace decoders
+}  // namespace KEXUE_ISA_NS
+}  // namespace kexue
