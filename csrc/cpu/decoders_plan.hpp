@@ -55,6 +55,8 @@ struct MemmPlan {
   // (G^T or Rf/Lf, tmask^T, start/end swapped) for Bi-MEMM.
   const double *G, *Lf, *Rf, *tmask, *smask, *emask;
   const double *Gt, *tmaskT;
+  // Decoding tables (see decoders::MemmParams), or nullptr.
+  const double *EGT, *Gr;
   // Outputs.
   void* out;            ///< [B] (or [B,k])
   void* out2;           ///< [B,T,K]

@@ -1,6 +1,7 @@
 // csrc/cpu/memm.cpp - MEMM on the CPU: the constraint masks as 0/-inf
 // doubles, the transposed parameters for the right-to-left model, the rows
 // in parallel, the per-chunk gradients reduced in chunk order.
+#include <cmath>
 #include <limits>
 #include <vector>
 
@@ -51,13 +52,46 @@ void memm_run(Job job, const MemmInputs& in, std::int64_t k, const MemmOutputs& 
       for (std::int64_t j = 0; j < K; ++j) Gt[static_cast<std::size_t>(j * K + i)] = in.G[i * K + j];
   }
 
+  // Decoding works on a dense G (materialised from the factors, K^2 d once)
+  // and its exp-space tables.
+  const bool decode = job == Job::Viterbi || job == Job::NBest || job == Job::Marginals;
+  std::vector<double> Gfull, EGT, Gr;
+  const double* G = in.G;
+  if (decode) {
+    if (G == nullptr) {
+      Gfull.assign(KK, 0.0);
+      for (std::int64_t i = 0; i < K; ++i)
+        for (std::int64_t j = 0; j < K; ++j) {
+          double acc = 0.0;
+          for (std::int64_t q = 0; q < d; ++q) acc += in.Lf[i * d + q] * in.Rf[j * d + q];
+          Gfull[static_cast<std::size_t>(i * K + j)] = acc;
+        }
+      G = Gfull.data();
+    }
+    EGT.assign(KK, 0.0);
+    Gr.assign(static_cast<std::size_t>(K), 0.0);
+    for (std::int64_t j = 0; j < K; ++j) {
+      double r = -kInf;
+      for (std::int64_t k = 0; k < K; ++k) {
+        const double v = in.alpha * G[j * K + k] + (tmask.empty() ? 0.0 : tmask[static_cast<std::size_t>(j * K + k)]);
+        r = v > r ? v : r;
+      }
+      r = (r > -kInf && r < kInf) ? r : 0.0;
+      Gr[static_cast<std::size_t>(j)] = r;
+      for (std::int64_t k = 0; k < K; ++k) {
+        const double v = in.alpha * G[j * K + k] + (tmask.empty() ? 0.0 : tmask[static_cast<std::size_t>(j * K + k)]);
+        EGT[static_cast<std::size_t>(k * K + j)] = std::exp(v - r);
+      }
+    }
+  }
+
   MemmPlan plan{};
   plan.job = job;
   plan.B = B;
   plan.T = T;
   plan.K = K;
   plan.k = k;
-  plan.d = dense ? 0 : d;
+  plan.d = (dense || decode) ? 0 : d;
   plan.em = em.data;
   plan.dt = em.dtype;
   plan.tags = in.tags ? in.tags->data : nullptr;
@@ -65,7 +99,7 @@ void memm_run(Job job, const MemmInputs& in, std::int64_t k, const MemmOutputs& 
   plan.mask = in.mask;
   plan.alpha = in.alpha;
   plan.bidirectional = in.bidirectional;
-  plan.G = in.G;
+  plan.G = G;
   plan.Lf = in.Lf;
   plan.Rf = in.Rf;
   plan.tmask = tmask.empty() ? nullptr : tmask.data();
@@ -73,6 +107,8 @@ void memm_run(Job job, const MemmInputs& in, std::int64_t k, const MemmOutputs& 
   plan.smask = smask.empty() ? nullptr : smask.data();
   plan.emask = emask.empty() ? nullptr : emask.data();
   plan.Gt = Gt.empty() ? nullptr : Gt.data();
+  plan.EGT = EGT.empty() ? nullptr : EGT.data();
+  plan.Gr = Gr.empty() ? nullptr : Gr.data();
   plan.out = out.out;
   plan.out2 = out.out2;
   plan.paths = out.paths;

@@ -110,7 +110,7 @@ def bench(
     return 0
 
 
-def main(argv: Sequence[str | None] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m kexue",
         description="kexue: fast numerics for the algorithms of kexue.fm.",

@@ -108,17 +108,51 @@ KX_HD inline double log(double x) {
   return y;
 }
 
-/// max over n values; -inf for n == 0. NaN is skipped unless it comes first
-/// (callers check for NaN through the sums that follow).
+/// Lanes of the blocked reductions below. Each lane accumulates a fixed
+/// subsequence and the lanes are combined in a fixed order, so the result
+/// does not depend on the vector width the compiler picks (scalar, AVX2 and
+/// AVX-512 builds agree bitwise) while the lane loop still vectorises.
+constexpr std::int64_t kLanes = 8;
+
+/// max over n values; -inf for n == 0. NaN is skipped (callers see NaN
+/// through the sums that follow).
 KX_HD inline double max_of(const double* KX_RESTRICT a, std::int64_t n) {
-  double m = -kInf;
-  for (std::int64_t i = 0; i < n; ++i) m = a[i] > m ? a[i] : m;
-  return m;
+  double m[kLanes];
+  for (std::int64_t q = 0; q < kLanes; ++q) m[q] = -kInf;
+  std::int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes)
+    for (std::int64_t q = 0; q < kLanes; ++q) m[q] = a[i + q] > m[q] ? a[i + q] : m[q];
+  for (; i < n; ++i) m[0] = a[i] > m[0] ? a[i] : m[0];
+  double r = m[0];
+  for (std::int64_t q = 1; q < kLanes; ++q) r = m[q] > r ? m[q] : r;
+  return r;
 }
 
-/// log(sum(exp(a))) with the max shift; -inf when every entry is -inf, NaN
-/// when any entry is NaN.
-KX_HD inline double logsumexp(const double* KX_RESTRICT a, std::int64_t n) {
+/// sum of n values in kLanes interleaved partial sums (see kLanes).
+KX_HD inline double sum_of(const double* KX_RESTRICT a, std::int64_t n) {
+  double s[kLanes];
+  for (std::int64_t q = 0; q < kLanes; ++q) s[q] = 0.0;
+  std::int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes)
+    for (std::int64_t q = 0; q < kLanes; ++q) s[q] += a[i + q];
+  for (; i < n; ++i) s[0] += a[i];
+  return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+}
+
+/// sum of a[i] * b[i] (same lane scheme as sum_of).
+KX_HD inline double dot(const double* KX_RESTRICT a, const double* KX_RESTRICT b, std::int64_t n) {
+  double s[kLanes];
+  for (std::int64_t q = 0; q < kLanes; ++q) s[q] = 0.0;
+  std::int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes)
+    for (std::int64_t q = 0; q < kLanes; ++q) s[q] += a[i + q] * b[i + q];
+  for (; i < n; ++i) s[0] += a[i] * b[i];
+  return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+}
+
+/// log(sum(exp(a))) with the max shift, using `tmp` [n] as scratch; -inf
+/// when every entry is -inf, NaN when any entry is NaN.
+KX_HD inline double logsumexp(const double* KX_RESTRICT a, std::int64_t n, double* KX_RESTRICT tmp) {
   const double m = max_of(a, n);
   if (m == -kInf) {
     for (std::int64_t i = 0; i < n; ++i)
@@ -126,9 +160,8 @@ KX_HD inline double logsumexp(const double* KX_RESTRICT a, std::int64_t n) {
     return -kInf;
   }
   if (m == kInf) return kInf;
-  double s = 0.0;
-  for (std::int64_t i = 0; i < n; ++i) s += math::exp(a[i] - m);
-  return m + math::log(s);
+  for (std::int64_t i = 0; i < n; ++i) tmp[i] = math::exp(a[i] - m);
+  return m + math::log(sum_of(tmp, n));
 }
 
 }  // namespace math

@@ -6,12 +6,72 @@
 // matrix and h = 0. No allocation, no throw: callers hand in the workspace.
 #pragma once
 #include <cstdint>
+#include <cstring>
 
 #include "kexue/core/math.hpp"
 
 namespace kexue {
 inline namespace KEXUE_ISA_NS {
 namespace decoders {
+
+/// best[j] = max_i (delta[i] + S[i,j]) and arg[j] = the first i attaining it
+/// (strict > while scanning i upwards: ties go to the lowest index; NaN
+/// candidates never win). Column blocks keep best/arg in registers (GCC
+/// vector extensions; arg is carried as an exact double).
+KX_HD inline void max_plus_step(std::int64_t K, const double* KX_RESTRICT delta,
+                                const double* KX_RESTRICT S, double* KX_RESTRICT best,
+                                std::int32_t* KX_RESTRICT arg) {
+  std::int64_t j0 = 0;
+#if defined(__GNUC__) && !defined(__CUDACC__)
+  typedef double v8d __attribute__((vector_size(64)));
+  for (; j0 + 16 <= K; j0 += 16) {
+    v8d b0, b1, g0 = {}, g1 = {};
+    std::memcpy(&b0, S + j0, sizeof b0);
+    std::memcpy(&b1, S + j0 + 8, sizeof b1);
+    b0 = delta[0] + b0;
+    b1 = delta[0] + b1;
+    for (std::int64_t i = 1; i < K; ++i) {
+      const double di = delta[i];
+      v8d c0, c1;
+      std::memcpy(&c0, S + i * K + j0, sizeof c0);
+      std::memcpy(&c1, S + i * K + j0 + 8, sizeof c1);
+      c0 = di + c0;
+      c1 = di + c1;
+      const v8d iv = g0 * 0.0 + static_cast<double>(i);
+      const auto m0 = c0 > b0;
+      const auto m1 = c1 > b1;
+      b0 = m0 ? c0 : b0;
+      g0 = m0 ? iv : g0;
+      b1 = m1 ? c1 : b1;
+      g1 = m1 ? iv : g1;
+    }
+    for (int q = 0; q < 8; ++q) {
+      best[j0 + q] = b0[q];
+      best[j0 + 8 + q] = b1[q];
+      arg[j0 + q] = static_cast<std::int32_t>(g0[q]);
+      arg[j0 + 8 + q] = static_cast<std::int32_t>(g1[q]);
+    }
+  }
+#endif
+  if (j0 < K) {
+    const double d0 = delta[0];
+    for (std::int64_t j = j0; j < K; ++j) {
+      best[j] = d0 + S[j];
+      arg[j] = 0;
+    }
+    for (std::int64_t i = 1; i < K; ++i) {
+      const double di = delta[i];
+      const double* KX_RESTRICT Si = S + i * K;
+      const std::int32_t ii = static_cast<std::int32_t>(i);
+      for (std::int64_t j = j0; j < K; ++j) {
+        const double c = di + Si[j];
+        const bool better = c > best[j];
+        best[j] = better ? c : best[j];
+        arg[j] = better ? ii : arg[j];
+      }
+    }
+  }
+}
 
 /// Viterbi over L >= 1 steps. `delta` [K] holds the step-0 scores on entry;
 /// `prepare(l, S, h)` sets S ([K,K]) and h ([K]) for step l; `fin` [K] is
@@ -29,22 +89,7 @@ KX_HD inline double viterbi_chain(std::int64_t L, std::int64_t K, double* KX_RES
     const double* S = nullptr;
     const double* h = nullptr;
     prepare(l, S, h);
-    const double d0 = delta[0];
-    for (std::int64_t j = 0; j < K; ++j) {
-      best[j] = d0 + S[j];
-      arg[j] = 0;
-    }
-    for (std::int64_t i = 1; i < K; ++i) {
-      const double di = delta[i];
-      const double* KX_RESTRICT Si = S + i * K;
-      const std::int32_t ii = static_cast<std::int32_t>(i);
-      for (std::int64_t j = 0; j < K; ++j) {
-        const double c = di + Si[j];
-        const bool better = c > best[j];
-        best[j] = better ? c : best[j];
-        arg[j] = better ? ii : arg[j];
-      }
-    }
+    max_plus_step(K, delta, S, best, arg);
     std::int32_t* KX_RESTRICT pl = psi + l * K;
     for (std::int64_t j = 0; j < K; ++j) {
       nd[j] = best[j] + h[j];
@@ -99,14 +144,20 @@ KX_HD inline std::int64_t nbest_insert(NBestEntry* list, std::int64_t n, std::in
 /// `cur` [K*k] holds the step-0 scores in cur[j*k] on entry (one per tag).
 /// Candidates scoring -inf (or NaN) are dropped, so fewer than k paths leave
 /// the remaining rows of `paths` ([k,L]) at -1 and `scores` at -inf.
-/// Workspace: nxt [K*k] doubles, cnt/ncnt [K] int64, back [L*K*k] entries.
+/// Workspace: nxt [K*k], topk [k] doubles, cnt/ncnt [K] int64, back
+/// [L*K*k] entries.
+///
+/// Pruning: the k-th best of the K rank-0 candidates bounds the list from
+/// below, so candidates under it are skipped without changing the result
+/// (ties at the bound are still inserted in (tag, rank) order).
 template <class Prepare>
 KX_HD inline void nbest_chain(std::int64_t L, std::int64_t K, std::int64_t k,
                               double* KX_RESTRICT cur, const double* KX_RESTRICT fin,
                               Prepare&& prepare, double* KX_RESTRICT nxt,
                               std::int64_t* KX_RESTRICT cnt, std::int64_t* KX_RESTRICT ncnt,
                               NBestEntry* KX_RESTRICT back, NBestEntry* KX_RESTRICT list,
-                              std::int64_t* KX_RESTRICT paths, double* KX_RESTRICT scores) {
+                              double* KX_RESTRICT topk, std::int64_t* KX_RESTRICT paths,
+                              double* KX_RESTRICT scores) {
   for (std::int64_t j = 0; j < K; ++j) cnt[j] = cur[j * k] > -math::kInf ? 1 : 0;
   for (std::int64_t l = 1; l < L; ++l) {
     const double* S = nullptr;
@@ -116,12 +167,28 @@ KX_HD inline void nbest_chain(std::int64_t L, std::int64_t K, std::int64_t k,
     for (std::int64_t j = 0; j < K; ++j) {
       std::int64_t n = 0;
       NBestEntry* lst = bl + j * k;
+      // The bound: k-th largest rank-0 candidate (-inf when fewer than k).
+      std::int64_t nt = 0;
+      for (std::int64_t i = 0; i < K; ++i) {
+        if (cnt[i] == 0) continue;
+        const double c = cur[i * k] + S[i * K + j];
+        if (!(c > -math::kInf)) continue;
+        if (nt == k && !(c > topk[k - 1])) continue;
+        std::int64_t pos = nt < k ? nt : k - 1;
+        while (pos > 0 && c > topk[pos - 1]) {
+          topk[pos] = topk[pos - 1];
+          --pos;
+        }
+        topk[pos] = c;
+        nt = nt < k ? nt + 1 : nt;
+      }
+      const double bound = nt == k ? topk[k - 1] : -math::kInf;
       for (std::int64_t i = 0; i < K; ++i) {
         const double sij = S[i * K + j];
         for (std::int64_t r = 0; r < cnt[i]; ++r) {
           const double c = cur[i * k + r] + sij;
-          if (!(c > -math::kInf)) continue;
-          if (n == k && !(c > lst[k - 1].score)) break;  // cur[i,.] is sorted
+          if (!(c >= bound) || !(c > -math::kInf)) break;  // cur[i,.] is sorted
+          if (n == k && !(c > lst[k - 1].score)) break;
           n = nbest_insert(lst, n, k, c, static_cast<std::int32_t>(i), static_cast<std::int32_t>(r));
         }
       }

@@ -10,6 +10,7 @@
 // recomputed exactly in log space (hard constraints, extreme emissions).
 #pragma once
 #include <cstdint>
+#include <cstring>
 
 #include "kexue/core/math.hpp"
 #include "kexue/decoders/common.hpp"
@@ -35,6 +36,56 @@ struct CrfParams {
 
 constexpr double kTiny = 1e-280;
 
+/// acc[j] = sum_i u[i] X[i,j] for a K x K row-major X. Each acc[j] adds its
+/// K products in the order i = 0..K-1 whatever the block width, so every ISA
+/// build gives the same bits; the blocks keep their partial sums in
+/// registers (GCC vector extensions: 8 doubles a block, lowered to whatever
+/// the translation unit's ISA has).
+KX_HD inline void matvec_t(std::int64_t K, const double* KX_RESTRICT u,
+                           const double* KX_RESTRICT X, double* KX_RESTRICT acc) {
+  std::int64_t j0 = 0;
+#if defined(__GNUC__) && !defined(__CUDACC__)
+  typedef double v8d __attribute__((vector_size(64)));
+  for (; j0 + 32 <= K; j0 += 32) {
+    v8d a0 = {}, a1 = {}, a2 = {}, a3 = {};
+    for (std::int64_t i = 0; i < K; ++i) {
+      const double ui = u[i];
+      const double* Xi = X + i * K + j0;
+      v8d x0, x1, x2, x3;
+      std::memcpy(&x0, Xi, sizeof x0);
+      std::memcpy(&x1, Xi + 8, sizeof x1);
+      std::memcpy(&x2, Xi + 16, sizeof x2);
+      std::memcpy(&x3, Xi + 24, sizeof x3);
+      a0 += ui * x0;
+      a1 += ui * x1;
+      a2 += ui * x2;
+      a3 += ui * x3;
+    }
+    std::memcpy(acc + j0, &a0, sizeof a0);
+    std::memcpy(acc + j0 + 8, &a1, sizeof a1);
+    std::memcpy(acc + j0 + 16, &a2, sizeof a2);
+    std::memcpy(acc + j0 + 24, &a3, sizeof a3);
+  }
+  for (; j0 + 8 <= K; j0 += 8) {
+    v8d a0 = {};
+    for (std::int64_t i = 0; i < K; ++i) {
+      v8d x0;
+      std::memcpy(&x0, X + i * K + j0, sizeof x0);
+      a0 += u[i] * x0;
+    }
+    std::memcpy(acc + j0, &a0, sizeof a0);
+  }
+#endif
+  if (j0 < K) {
+    for (std::int64_t j = j0; j < K; ++j) acc[j] = 0.0;
+    for (std::int64_t i = 0; i < K; ++i) {
+      const double ui = u[i];
+      const double* KX_RESTRICT Xi = X + i * K;
+      for (std::int64_t j = j0; j < K; ++j) acc[j] += ui * Xi[j];
+    }
+  }
+}
+
 /// alpha/beta step: out[j] = h[j] + LSE_i(prev[i] + M[i,j]) where the
 /// exp-space form uses X[i*K+j] = exp(M[i,j] - shift[j]) (X = E for the
 /// forward pass, X = FT with M = A^T for the backward one). u, acc: [K].
@@ -46,12 +97,7 @@ KX_HD inline void lse_step(std::int64_t K, const double* KX_RESTRICT prev, const
   bool slow_all = !(m > -math::kInf) || m == math::kInf;
   if (!slow_all) {
     for (std::int64_t i = 0; i < K; ++i) u[i] = math::exp(prev[i] - m);
-    for (std::int64_t j = 0; j < K; ++j) acc[j] = 0.0;
-    for (std::int64_t i = 0; i < K; ++i) {
-      const double ui = u[i];
-      const double* KX_RESTRICT Xi = X + i * K;
-      for (std::int64_t j = 0; j < K; ++j) acc[j] += ui * Xi[j];
-    }
+    matvec_t(K, u, X, acc);
     for (std::int64_t j = 0; j < K; ++j) out[j] = h[j] + ((m + shift[j]) + math::log(acc[j]));
   }
   for (std::int64_t j = 0; j < K; ++j) {
@@ -91,7 +137,7 @@ KX_HD inline double crf_forward(std::int64_t L, const CrfParams& p, const double
     lse_step(K, alpha + (l - 1) * K, p.E, p.c, p.A, false, hbuf + l * K, alpha + l * K, u, acc);
   const double* last = alpha + (L - 1) * K;
   for (std::int64_t k = 0; k < K; ++k) u[k] = last[k] + p.e[k];
-  return math::logsumexp(u, K);
+  return math::logsumexp(u, K, acc);
 }
 
 /// Score of the tag path y[0..L) (the gold path).

@@ -9,6 +9,7 @@
 #include <cstdint>
 
 #include "kexue/core/math.hpp"
+#include "kexue/decoders/crf.hpp"
 
 namespace kexue {
 inline namespace KEXUE_ISA_NS {
@@ -24,6 +25,10 @@ struct MemmParams {
   const double* smask;     ///< [K] 0 / -inf for the first step, or nullptr
   const double* emask;     ///< [K] 0 / -inf for the last step, or nullptr
   double alpha;
+  /// Decoding tables (dense G only, or nullptr): EGT[k,j] = exp(alpha G[j,k]
+  /// + tmask[j,k] - Gr[j]) with Gr[j] the row max (0 for an all -inf row).
+  const double* EGT = nullptr;
+  const double* Gr = nullptr;
 };
 
 /// Row `j` of G into out [K].
@@ -63,9 +68,7 @@ KX_HD inline void exp_shift(std::int64_t K, double* KX_RESTRICT z, double& mx, d
   mx = math::max_of(z, K);
   const double m = (mx > -math::kInf && mx < math::kInf) ? mx : 0.0;
   for (std::int64_t k = 0; k < K; ++k) z[k] = math::exp(z[k] - m);
-  double s = 0.0;
-  for (std::int64_t k = 0; k < K; ++k) s += z[k];
-  sum = s;
+  sum = math::sum_of(z, K);
   mx = m;
 }
 
@@ -95,18 +98,51 @@ KX_HD inline double memm_loglik(std::int64_t L, const MemmParams& p, const doubl
 }
 
 /// The local log-probability matrix of step l >= 1: S[j,k] = log p(k | j).
-/// Workspace z [K].
+/// With the decoding tables the K normalisers come from one exp-space
+/// product, Z_j = sum_k EGT[k,j] exp(alpha h_k - hm), so a step costs K exps,
+/// a K x K multiply-add and K logs instead of K^2 exps; a Z_j below kTiny
+/// (its dominant term may have underflowed) is recomputed exactly.
+/// Workspace z, e, Z [K].
 KX_HD inline void memm_step_matrix(const MemmParams& p, std::int64_t l, const double* h,
-                                   double* KX_RESTRICT S, double* KX_RESTRICT z) {
+                                   double* KX_RESTRICT S, double* KX_RESTRICT z,
+                                   double* KX_RESTRICT e, double* KX_RESTRICT Zn) {
   const std::int64_t K = p.K;
+  if (p.EGT == nullptr || p.G == nullptr) {
+    for (std::int64_t j = 0; j < K; ++j) {
+      memm_logits(p, l, h, j, z);
+      double* Sj = S + j * K;
+      for (std::int64_t k = 0; k < K; ++k) Sj[k] = z[k];
+      double m, s;
+      exp_shift(K, z, m, s);
+      const double lse = m + math::log(s);
+      for (std::int64_t k = 0; k < K; ++k) Sj[k] = s == 0.0 ? -math::kInf : Sj[k] - lse;
+    }
+    return;
+  }
+  const double a = p.alpha;
+  for (std::int64_t k = 0; k < K; ++k) z[k] = a * h[k];
+  const double hm0 = math::max_of(z, K);
+  const double hm = (hm0 > -math::kInf && hm0 < math::kInf) ? hm0 : 0.0;
+  for (std::int64_t k = 0; k < K; ++k) e[k] = math::exp(z[k] - hm);
+  matvec_t(K, e, p.EGT, Zn);
   for (std::int64_t j = 0; j < K; ++j) {
-    memm_logits(p, l, h, j, z);
     double* Sj = S + j * K;
-    for (std::int64_t k = 0; k < K; ++k) Sj[k] = z[k];
-    double m, s;
-    exp_shift(K, z, m, s);
-    const double lse = m + math::log(s);
-    for (std::int64_t k = 0; k < K; ++k) Sj[k] = s == 0.0 ? -math::kInf : Sj[k] - lse;
+    const double* Gj = p.G + j * K;
+    for (std::int64_t k = 0; k < K; ++k) Sj[k] = a * (h[k] + Gj[k]);
+    if (p.tmask)
+      for (std::int64_t k = 0; k < K; ++k) Sj[k] += p.tmask[j * K + k];
+    double lse;
+    if (Zn[j] >= kTiny && hm0 == hm) {
+      lse = p.Gr[j] + hm + math::log(Zn[j]);
+    } else {
+      for (std::int64_t k = 0; k < K; ++k) z[k] = Sj[k];
+      double m, s;
+      exp_shift(K, z, m, s);
+      lse = s == 0.0 ? math::kInf : m + math::log(s);  // all forbidden: S = -inf
+    }
+    for (std::int64_t k = 0; k < K; ++k) Sj[k] = Sj[k] - lse;
+    if (lse == math::kInf)
+      for (std::int64_t k = 0; k < K; ++k) Sj[k] = -math::kInf;
   }
 }
 
