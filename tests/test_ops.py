@@ -136,20 +136,25 @@ def _levels():
 
 
 @pytest.mark.parametrize("op", OPS, ids=lambda o: o.name)
-def test_simd_levels_bitwise_equal(op):
-    """Every SIMD build of the kernels rounds identically (no FMA contraction:
-    CMake compiles kernels with -ffp-contract=off), so results are bitwise equal."""
+def test_simd_levels_agree(op):
+    """Every SIMD build of the kernels gives the same answer. Kernels are
+    compiled with -ffp-contract=off except the multiply-add loops marked
+    KX_FMA_OK (the CRF's exp-space products), which fuse where the ISA has
+    FMA: so avx2 and avx512 agree bitwise, and scalar agrees with them to
+    rounding (within the dtype's tolerance)."""
     levels = _levels()
     start = _core.simd_level()
     try:
         for dtype in DTYPES:
             for s in _sample_subset(op, dtype, 6):
-                results = []
+                results = {}
                 for lvl in levels:
                     _core.set_simd_level(lvl)
-                    results.append(op.fn(*s.args, **s.kwargs))
-                for r in results[1:]:
-                    _bitwise_equal(results[0], r)
+                    results[lvl] = op.fn(*s.args, **s.kwargs)
+                if "avx2" in results and "avx512" in results:
+                    _bitwise_equal(results["avx2"], results["avx512"])
+                for lvl in levels[1:]:
+                    _compare(op, results[lvl], results["scalar"], dtype, f"{s.desc} {lvl}")
     finally:
         _core.set_simd_level(start)
 

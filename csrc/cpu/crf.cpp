@@ -18,6 +18,7 @@ constexpr double kInf = std::numeric_limits<double>::infinity();
 struct CrfPrepared {
   std::vector<double> A, E, c, FT, r, Eh, s, e;
   double Amax = 0.0;
+  bool nan = false;
 };
 
 CrfPrepared prepare(const CrfInputs& in, std::int64_t K) {
@@ -28,12 +29,15 @@ CrfPrepared prepare(const CrfInputs& in, std::int64_t K) {
   p.e.assign(Ks, 0.0);
   if (in.s) p.s.assign(in.s, in.s + Ks);
   if (in.e) p.e.assign(in.e, in.e + Ks);
+  // Forbidden entries get -inf added (a NaN stays NaN: NaN in, NaN out).
   for (std::size_t i = 0; i < KK; ++i)
-    if (in.allowed && !in.allowed[i]) p.A[i] = -kInf;
+    if (in.allowed && !in.allowed[i]) p.A[i] -= kInf;
   for (std::size_t k = 0; k < Ks; ++k) {
-    if (in.allowed_start && !in.allowed_start[k]) p.s[k] = -kInf;
-    if (in.allowed_end && !in.allowed_end[k]) p.e[k] = -kInf;
+    if (in.allowed_start && !in.allowed_start[k]) p.s[k] -= kInf;
+    if (in.allowed_end && !in.allowed_end[k]) p.e[k] -= kInf;
   }
+  for (const auto* v : {&p.A, &p.s, &p.e})
+    for (double x : *v) p.nan = p.nan || std::isnan(x);
   // Shifts: column max (forward), row max (backward), global max (pairs).
   // Entries that are +inf or NaN make the shifted matrices NaN, which
   // propagates to the results as documented ("NaN in, NaN out").
@@ -93,15 +97,19 @@ void crf_run(Job job, const CrfInputs& in, std::int64_t k, const CrfOutputs& out
   plan.r = p.r.data();
   plan.Eh = p.Eh.data();
   plan.Amax = p.Amax;
+  plan.params_nan = p.nan;
   plan.s = p.s.data();
   plan.e = p.e.data();
   plan.out = out.out;
   plan.out2 = out.out2;
   plan.paths = out.paths;
 
+  const std::int64_t grain = row_grain(B);
+  // Eight rows per vector pays when groups are full enough: always for small
+  // K (the one-row path is latency-bound there), from six rows for large K.
+  plan.lanes = K <= 32 && grain >= 2;
   const DecoderKernels& kern = decoder_kernels();
   const std::size_t ws_bytes = kern.crf_workspace(plan);
-  const std::int64_t grain = row_grain(B);
   const std::int64_t nchunks = (B + grain - 1) / grain;
   const std::size_t per_chunk = 2 * KK + 2 * Ks;
   std::vector<double> accum(grads ? static_cast<std::size_t>(nchunks) * per_chunk : 0, 0.0);

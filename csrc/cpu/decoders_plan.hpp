@@ -35,6 +35,8 @@ struct CrfPlan {
   // owned by the caller (the ISA_NS-independent mirror of decoders::CrfParams).
   const double *A, *E, *c, *FT, *r, *Eh, *s, *e;
   double Amax;
+  bool params_nan;  ///< NaN in A, s or e: every decoded row is NaN
+  bool lanes;       ///< run forward-backward jobs eight rows per vector (crf_lanes.hpp)
   // Outputs (dtype dt for floats).
   void* out;        ///< [B] log Z / log-likelihood / loss / viterbi scores; [B,k] n-best scores
   void* out2;       ///< [B,T,K] d_emissions or marginals
@@ -57,6 +59,7 @@ struct MemmPlan {
   const double *Gt, *tmaskT;
   // Decoding tables (see decoders::MemmParams), or nullptr.
   const double *EGT, *Gr;
+  bool params_nan;  ///< NaN in G (or its factors): every decoded row is NaN
   // Outputs.
   void* out;            ///< [B] (or [B,k])
   void* out2;           ///< [B,T,K]

@@ -107,6 +107,9 @@ void memm_run(Job job, const MemmInputs& in, std::int64_t k, const MemmOutputs& 
   plan.smask = smask.empty() ? nullptr : smask.data();
   plan.emask = emask.empty() ? nullptr : emask.data();
   plan.Gt = Gt.empty() ? nullptr : Gt.data();
+  for (std::size_t i = 0; i < (dense ? KK : Kd); ++i)
+    plan.params_nan = plan.params_nan ||
+                      (dense ? std::isnan(in.G[i]) : (std::isnan(in.Lf[i]) || std::isnan(in.Rf[i])));
   plan.EGT = EGT.empty() ? nullptr : EGT.data();
   plan.Gr = Gr.empty() ? nullptr : Gr.data();
   plan.out = out.out;

@@ -22,7 +22,14 @@ class Workspace {
 
 /// Rows per parallel chunk: fixed by B alone (never by the thread count), so
 /// per-chunk gradient accumulators reduce in the same order for any threads.
-inline std::int64_t row_grain(std::int64_t B) { return B <= 32 ? 1 : (B + 31) / 32; }
+/// Small batches split in two (both threads of a 2-core machine busy); from
+/// 16 rows on, chunks are multiples of 8 rows (full groups for the 8-lane
+/// kernels), at most 64 chunks.
+inline std::int64_t row_grain(std::int64_t B) {
+  if (B < 16) return B < 2 ? 1 : (B + 1) / 2;
+  const std::int64_t groups = (B + 7) / 8;
+  return 8 * ((groups + 63) / 64);
+}
 
 }  // namespace cpu
 }  // namespace kexue

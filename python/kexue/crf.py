@@ -26,8 +26,10 @@ Conventions shared by every function here:
   may be None). Forbidden moves score -inf: log Z sums over allowed paths
   only, decoding never returns a forbidden path, and a gold path that breaks
   them has log-likelihood -inf.
-* NaN in the inputs gives NaN out (never a crash); +inf emissions are not
-  meaningful scores and also give NaN.
+* NaN in the inputs gives NaN out, never a crash: NaN log Z, loss and
+  marginals for the rows it touches, and no decoded path (-1, score NaN)
+  for a row with a NaN among its valid emissions or in the parameters.
+  +inf emissions are not meaningful scores and also give NaN.
 
 Work is O(B T K^2), parallel over the batch (``kexue.set_num_threads``),
 the GIL released. Each function has a numpy twin in ``kexue.reference.crf``.

@@ -101,6 +101,10 @@ def _per_step(trans, L):
     return np.broadcast_to(trans, (L,) + trans.shape) if trans.ndim == 2 else trans
 
 
+def _has_nan(*arrays):
+    return any(np.isnan(np.asarray(a, dtype=np.float64)).any() for a in arrays)
+
+
 def _viterbi_chain(init, trans, emit, final):
     """Max-product on one compacted chain of length L >= 1.
 
@@ -112,6 +116,8 @@ def _viterbi_chain(init, trans, emit, final):
     """
     L, K = emit.shape
     trans = _per_step(trans, L)
+    if _has_nan(init, trans, emit, final):
+        return None, np.nan  # NaN in, NaN out: no path is chosen
     delta = np.asarray(init, dtype=np.float64)
     psi = np.zeros((L, K), dtype=np.int64)
     cols = np.arange(K)
@@ -143,6 +149,8 @@ def _nbest_chain(init, trans, emit, final, k):
     """
     L, K = emit.shape
     trans = _per_step(trans, L)
+    if _has_nan(init, trans, emit, final):
+        return [(np.nan, None)] * k  # NaN in, NaN out: every slot NaN, path -1
     # lists[t][j] = [(score, prev_tag, prev_rank), ...] best first
     lists = [[[(init[j], -1, -1)] if init[j] != _NEG_INF else [] for j in range(K)]]
     for t in range(1, L):
@@ -356,7 +364,8 @@ def nbest(emissions, transitions, k, *, mask=None, start=None, end=None, allowed
         hb = h[b, idx]
         for r, (score, path) in enumerate(_nbest_chain(s + hb[0], A, hb, e, k)):
             scores[b, r] = score
-            paths[b, r, idx] = path
+            if path is not None:
+                paths[b, r, idx] = path
     return paths, scores.astype(dt)
 
 

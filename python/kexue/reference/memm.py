@@ -227,7 +227,8 @@ def nbest(emissions, transitions, k, *, factors=None, mask=None, allowed=None, a
         best = _nbest_chain(lp0, LP, np.zeros((idx.size, K)), logs[2], k)
         for r, (score, path) in enumerate(best):
             scores[b, r] = score
-            paths[b, r, idx] = path
+            if path is not None:
+                paths[b, r, idx] = path
     return paths, scores.astype(dt)
 
 

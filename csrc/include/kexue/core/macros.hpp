@@ -28,3 +28,14 @@
 #else
 #define KX_RESTRICT
 #endif
+
+// KX_FMA_OK on a function lets the compiler fuse a*b+c into one FMA inside it
+// (where the ISA has FMA: the avx2 and avx512 builds). Everything else is
+// compiled with -ffp-contract=off, so only these multiply-add loops round
+// differently between the scalar build and the FMA builds (avx2 and avx512
+// still agree bitwise with each other).
+#if defined(__GNUC__) && !defined(__clang__) && !defined(__CUDACC__)
+#define KX_FMA_OK __attribute__((optimize("fp-contract=fast")))
+#else
+#define KX_FMA_OK
+#endif

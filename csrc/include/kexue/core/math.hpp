@@ -40,17 +40,50 @@ KX_HD inline double from_bits(std::uint64_t u) {
 constexpr double kInf = std::numeric_limits<double>::infinity();
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
-/// exp(x): Cody-Waite reduction x = k ln2 + r, |r| <= ln2/2, a degree-13
-/// Taylor polynomial (truncation < 1e-17), and 2^k built in the exponent
-/// bits. exp(-inf) = 0, exp(+inf) = inf, NaN propagates.
-KX_HD inline double exp(double x) {
-  const double xc = x < -708.0 ? -708.0 : (x > 709.782712893384 ? 709.782712893384 : x);
+#if defined(__GNUC__) && !defined(__CUDACC__)
+#define KEXUE_HAS_V8D 1
+// Passing a 64-byte vector by value has a different ABI with and without
+// AVX-512; these inline helpers never cross a translation unit (each ISA
+// build has its own namespace), so the note is irrelevant here.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wpsabi"
+/// Eight doubles in one GCC vector: the "lanes" of the batched kernels. GCC
+/// lowers it to whatever the translation unit's ISA has (one zmm, two ymm or
+/// four xmm registers); every operation is lane-wise IEEE arithmetic, so the
+/// results are the same bits whatever the lowering.
+typedef double v8d __attribute__((vector_size(64)));
+typedef unsigned long long v8u __attribute__((vector_size(64)));
+inline v8u as_bits(v8d x) {
+  v8u u;
+  std::memcpy(&u, &x, sizeof u);
+  return u;
+}
+inline v8d from_bits(v8u u) {
+  v8d x;
+  std::memcpy(&x, &u, sizeof x);
+  return x;
+}
+#endif
+
+/// A value of type V (double or v8d) with every lane equal to d.
+template <class V>
+KX_HD inline V splat(double d) {
+  return V{} + d;
+}
+
+/// exp(x) for V = double or v8d: Cody-Waite reduction x = k ln2 + r,
+/// |r| <= ln2/2, a degree-13 Taylor polynomial (truncation < 1e-17), and 2^k
+/// built in the exponent bits. exp(-inf) = 0, exp(+inf) = inf, NaN propagates.
+template <class V>
+KX_HD inline V exp_t(V x) {
+  const V xc = x < -708.0 ? splat<V>(-708.0)
+                          : (x > 709.782712893384 ? splat<V>(709.782712893384) : x);
   const double shifter = 6755399441055744.0;  // 1.5 * 2^52: adds round to int
-  double kd = xc * 1.4426950408889634 + shifter;
-  const std::uint64_t ki = as_bits(kd);
+  V kd = xc * 1.4426950408889634 + shifter;
+  const auto ki = as_bits(kd);
   kd -= shifter;
-  const double r = (xc - kd * 6.93147180369123816490e-01) - kd * 1.90821492927058770002e-10;
-  double p = 1.0 / 6227020800.0;  // 1/13!
+  const V r = (xc - kd * 6.93147180369123816490e-01) - kd * 1.90821492927058770002e-10;
+  V p = splat<V>(1.0 / 6227020800.0);  // 1/13!
   p = p * r + 1.0 / 479001600.0;
   p = p * r + 1.0 / 39916800.0;
   p = p * r + 1.0 / 3628800.0;
@@ -66,29 +99,31 @@ KX_HD inline double exp(double x) {
   p = p * r + 1.0;
   // The low bits of ki hold k in [-1021, 1024] (two's complement);
   // (k - 1 + 1023) << 52 is 2^(k-1), a normal number for every such k.
-  const double scale = from_bits((ki + 1022u) << 52);
-  double y = (p + p) * scale;
-  y = x < -708.0 ? 0.0 : y;
-  y = x > 709.782712893384 ? kInf : y;
+  const V scale = from_bits((ki + 1022u) << 52);
+  V y = (p + p) * scale;
+  y = x < -708.0 ? splat<V>(0.0) : y;
+  y = x > 709.782712893384 ? splat<V>(kInf) : y;
   return y;
 }
 
-/// log(x): x = m 2^e with m in [sqrt(1/2), sqrt(2)), log m = 2 atanh(f),
-/// f = (m-1)/(m+1), by its odd series to f^23. log(0) = -inf, log(x<0) = NaN.
-KX_HD inline double log(double x) {
-  const bool tiny = x < 2.2250738585072014e-308;
-  const double xs = tiny ? x * 18014398509481984.0 : x;  // * 2^54: subnormals
-  const std::uint64_t bits = as_bits(xs);
-  const std::uint64_t ebits = bits >> 52;  // sign is 0 for the inputs that matter
-  double m = from_bits((bits & 0x000fffffffffffffULL) | 0x3ff0000000000000ULL);
-  double e = from_bits(ebits | 0x4330000000000000ULL) - (4503599627370496.0 + 1023.0);
+/// log(x) for V = double or v8d: x = m 2^e with m in [sqrt(1/2), sqrt(2)),
+/// log m = 2 atanh(f), f = (m-1)/(m+1), by its odd series to f^23.
+/// log(0) = -inf, log(x<0) = NaN, log(inf) = inf, NaN propagates.
+template <class V>
+KX_HD inline V log_t(V x) {
+  const auto tiny = x < 2.2250738585072014e-308;
+  const V xs = tiny ? x * 18014398509481984.0 : x;  // * 2^54: subnormals
+  const auto bits = as_bits(xs);
+  const auto ebits = bits >> 52;  // sign is 0 for the inputs that matter
+  V m = from_bits((bits & 0x000fffffffffffffULL) | 0x3ff0000000000000ULL);
+  V e = from_bits(ebits | 0x4330000000000000ULL) - (4503599627370496.0 + 1023.0);
   e = tiny ? e - 54.0 : e;
-  const bool big = m > 1.4142135623730951;
+  const auto big = m > 1.4142135623730951;
   m = big ? m * 0.5 : m;
   e = big ? e + 1.0 : e;
-  const double f = (m - 1.0) / (m + 1.0);
-  const double f2 = f * f;
-  double p = 1.0 / 23.0;
+  const V f = (m - 1.0) / (m + 1.0);
+  const V f2 = f * f;
+  V p = splat<V>(1.0 / 23.0);
   p = p * f2 + 1.0 / 21.0;
   p = p * f2 + 1.0 / 19.0;
   p = p * f2 + 1.0 / 17.0;
@@ -100,13 +135,20 @@ KX_HD inline double log(double x) {
   p = p * f2 + 1.0 / 5.0;
   p = p * f2 + 1.0 / 3.0;
   p = p * f2 + 1.0;
-  double y = e * 6.93147180369123816490e-01 + (2.0 * f * p + e * 1.90821492927058770002e-10);
-  y = x == 0.0 ? -kInf : y;
-  y = x == kInf ? kInf : y;
-  y = x < 0.0 ? kNaN : y;
+  V y = e * 6.93147180369123816490e-01 + (2.0 * f * p + e * 1.90821492927058770002e-10);
+  y = x == 0.0 ? splat<V>(-kInf) : y;
+  y = x == kInf ? splat<V>(kInf) : y;
+  y = x < 0.0 ? splat<V>(kNaN) : y;
   y = x != x ? x : y;
   return y;
 }
+
+#if defined(KEXUE_HAS_V8D)
+#pragma GCC diagnostic pop
+#endif
+
+KX_HD inline double exp(double x) { return exp_t<double>(x); }
+KX_HD inline double log(double x) { return log_t<double>(x); }
 
 /// Lanes of the blocked reductions below. Each lane accumulates a fixed
 /// subsequence and the lanes are combined in a fixed order, so the result

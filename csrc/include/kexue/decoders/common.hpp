@@ -118,6 +118,32 @@ KX_HD inline double viterbi_chain(std::int64_t L, std::int64_t K, double* KX_RES
   return score;
 }
 
+/// max of the entries of a below `prev` (-inf if none), in fixed lanes.
+KX_HD inline double max_below(const double* KX_RESTRICT a, std::int64_t n, double prev) {
+  double m[math::kLanes];
+  for (std::int64_t q = 0; q < math::kLanes; ++q) m[q] = -math::kInf;
+  std::int64_t i = 0;
+  for (; i + math::kLanes <= n; i += math::kLanes)
+    for (std::int64_t q = 0; q < math::kLanes; ++q) {
+      const double v = a[i + q] < prev ? a[i + q] : -math::kInf;
+      m[q] = v > m[q] ? v : m[q];
+    }
+  for (; i < n; ++i) {
+    const double v = a[i] < prev ? a[i] : -math::kInf;
+    m[0] = v > m[0] ? v : m[0];
+  }
+  double r = m[0];
+  for (std::int64_t q = 1; q < math::kLanes; ++q) r = m[q] > r ? m[q] : r;
+  return r;
+}
+
+/// How many entries of a equal v.
+KX_HD inline std::int64_t count_equal(const double* KX_RESTRICT a, std::int64_t n, double v) {
+  std::int64_t c = 0;
+  for (std::int64_t i = 0; i < n; ++i) c += a[i] == v ? 1 : 0;
+  return c;
+}
+
 /// One entry of an n-best list: a score and where it came from.
 struct NBestEntry {
   double score;
@@ -144,19 +170,20 @@ KX_HD inline std::int64_t nbest_insert(NBestEntry* list, std::int64_t n, std::in
 /// `cur` [K*k] holds the step-0 scores in cur[j*k] on entry (one per tag).
 /// Candidates scoring -inf (or NaN) are dropped, so fewer than k paths leave
 /// the remaining rows of `paths` ([k,L]) at -1 and `scores` at -inf.
-/// Workspace: nxt [K*k], topk [k] doubles, cnt/ncnt [K] int64, back
+/// Workspace: nxt [K*k], c0 [K] doubles, cnt/ncnt [K] int64, back
 /// [L*K*k] entries.
 ///
 /// Pruning: the k-th best of the K rank-0 candidates bounds the list from
-/// below, so candidates under it are skipped without changing the result
-/// (ties at the bound are still inserted in (tag, rank) order).
+/// below (at least k candidates reach it), so candidates under it are
+/// skipped without changing the result; ties at the bound are still
+/// inserted in (tag, rank) order.
 template <class Prepare>
 KX_HD inline void nbest_chain(std::int64_t L, std::int64_t K, std::int64_t k,
                               double* KX_RESTRICT cur, const double* KX_RESTRICT fin,
                               Prepare&& prepare, double* KX_RESTRICT nxt,
                               std::int64_t* KX_RESTRICT cnt, std::int64_t* KX_RESTRICT ncnt,
                               NBestEntry* KX_RESTRICT back, NBestEntry* KX_RESTRICT list,
-                              double* KX_RESTRICT topk, std::int64_t* KX_RESTRICT paths,
+                              double* KX_RESTRICT c0, std::int64_t* KX_RESTRICT paths,
                               double* KX_RESTRICT scores) {
   for (std::int64_t j = 0; j < K; ++j) cnt[j] = cur[j * k] > -math::kInf ? 1 : 0;
   for (std::int64_t l = 1; l < L; ++l) {
@@ -167,23 +194,26 @@ KX_HD inline void nbest_chain(std::int64_t L, std::int64_t K, std::int64_t k,
     for (std::int64_t j = 0; j < K; ++j) {
       std::int64_t n = 0;
       NBestEntry* lst = bl + j * k;
-      // The bound: k-th largest rank-0 candidate (-inf when fewer than k).
-      std::int64_t nt = 0;
+      // The bound: the k-th largest rank-0 candidate (-inf when fewer than k
+      // are finite), found by at most k vectorised max passes over c0.
       for (std::int64_t i = 0; i < K; ++i) {
-        if (cnt[i] == 0) continue;
         const double c = cur[i * k] + S[i * K + j];
-        if (!(c > -math::kInf)) continue;
-        if (nt == k && !(c > topk[k - 1])) continue;
-        std::int64_t pos = nt < k ? nt : k - 1;
-        while (pos > 0 && c > topk[pos - 1]) {
-          topk[pos] = topk[pos - 1];
-          --pos;
-        }
-        topk[pos] = c;
-        nt = nt < k ? nt + 1 : nt;
+        c0[i] = (cnt[i] > 0 && c > -math::kInf) ? c : -math::kInf;
       }
-      const double bound = nt == k ? topk[k - 1] : -math::kInf;
+      double bound = -math::kInf, prev = math::kInf;
+      std::int64_t remaining = k;
+      for (std::int64_t pass = 0; pass < k; ++pass) {
+        const double m = max_below(c0, K, prev);
+        if (m == -math::kInf) break;
+        remaining -= count_equal(c0, K, m);
+        if (remaining <= 0) {
+          bound = m;
+          break;
+        }
+        prev = m;
+      }
       for (std::int64_t i = 0; i < K; ++i) {
+        if (!(c0[i] >= bound) || c0[i] == -math::kInf) continue;
         const double sij = S[i * K + j];
         for (std::int64_t r = 0; r < cnt[i]; ++r) {
           const double c = cur[i * k + r] + sij;

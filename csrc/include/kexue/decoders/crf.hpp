@@ -37,15 +37,43 @@ struct CrfParams {
 constexpr double kTiny = 1e-280;
 
 /// acc[j] = sum_i u[i] X[i,j] for a K x K row-major X. Each acc[j] adds its
-/// K products in the order i = 0..K-1 whatever the block width, so every ISA
-/// build gives the same bits; the blocks keep their partial sums in
+/// K products in the order i = 0..K-1 whatever the block width (fused
+/// multiply-adds where the ISA has them, see KX_FMA_OK); the blocks keep their partial sums in
 /// registers (GCC vector extensions: 8 doubles a block, lowered to whatever
 /// the translation unit's ISA has).
-KX_HD inline void matvec_t(std::int64_t K, const double* KX_RESTRICT u,
+KX_HD KX_FMA_OK inline void matvec_t(std::int64_t K, const double* KX_RESTRICT u,
                            const double* KX_RESTRICT X, double* KX_RESTRICT acc) {
   std::int64_t j0 = 0;
 #if defined(__GNUC__) && !defined(__CUDACC__)
   typedef double v8d __attribute__((vector_size(64)));
+  // 64 columns a block: eight independent accumulator chains keep both FMA
+  // ports busy (four chains would wait on the add latency).
+  for (; j0 + 64 <= K; j0 += 64) {
+    v8d a0 = {}, a1 = {}, a2 = {}, a3 = {}, a4 = {}, a5 = {}, a6 = {}, a7 = {};
+    for (std::int64_t i = 0; i < K; ++i) {
+      const double ui = u[i];
+      const double* Xi = X + i * K + j0;
+      v8d x0, x1, x2, x3, x4, x5, x6, x7;
+      std::memcpy(&x0, Xi, sizeof x0);
+      std::memcpy(&x1, Xi + 8, sizeof x1);
+      std::memcpy(&x2, Xi + 16, sizeof x2);
+      std::memcpy(&x3, Xi + 24, sizeof x3);
+      std::memcpy(&x4, Xi + 32, sizeof x4);
+      std::memcpy(&x5, Xi + 40, sizeof x5);
+      std::memcpy(&x6, Xi + 48, sizeof x6);
+      std::memcpy(&x7, Xi + 56, sizeof x7);
+      a0 += ui * x0;
+      a1 += ui * x1;
+      a2 += ui * x2;
+      a3 += ui * x3;
+      a4 += ui * x4;
+      a5 += ui * x5;
+      a6 += ui * x6;
+      a7 += ui * x7;
+    }
+    const v8d* parts[8] = {&a0, &a1, &a2, &a3, &a4, &a5, &a6, &a7};
+    for (int q = 0; q < 8; ++q) std::memcpy(acc + j0 + 8 * q, parts[q], sizeof a0);
+  }
   for (; j0 + 32 <= K; j0 += 32) {
     v8d a0 = {}, a1 = {}, a2 = {}, a3 = {};
     for (std::int64_t i = 0; i < K; ++i) {
@@ -100,7 +128,11 @@ KX_HD inline void lse_step(std::int64_t K, const double* KX_RESTRICT prev, const
     matvec_t(K, u, X, acc);
     for (std::int64_t j = 0; j < K; ++j) out[j] = h[j] + ((m + shift[j]) + math::log(acc[j]));
   }
-  for (std::int64_t j = 0; j < K; ++j) {
+  // One vectorised pass tells whether any entry needs the fallback.
+  int any_small = slow_all ? 1 : 0;
+  if (!slow_all)
+    for (std::int64_t j = 0; j < K; ++j) any_small |= !(acc[j] >= kTiny) ? 1 : 0;
+  for (std::int64_t j = 0; j < K && any_small; ++j) {
     if (slow_all || !(acc[j] >= kTiny)) {
       // Exact log-space LSE for this entry (rare: see the file comment).
       double mx = -math::kInf;
@@ -126,18 +158,43 @@ KX_HD inline void lse_step(std::int64_t K, const double* KX_RESTRICT prev, const
   }
 }
 
-/// Forward pass: alpha [L,K] (L >= 1), returns log Z. hbuf [L,K] holds the
-/// row's emissions of the valid steps as doubles (filled by the caller).
-/// Workspace u, acc [K].
+/// M[i,j] += u[i] v[j] (fused where the ISA has FMA).
+KX_HD KX_FMA_OK inline void outer_acc(std::int64_t K, const double* KX_RESTRICT u,
+                                      const double* KX_RESTRICT v, double* KX_RESTRICT M) {
+  for (std::int64_t i = 0; i < K; ++i) {
+    const double ui = u[i];
+    double* KX_RESTRICT Mi = M + i * K;
+    for (std::int64_t j = 0; j < K; ++j) Mi[j] += ui * v[j];
+  }
+}
+
+/// Forward pass, step 0: alpha_0 = s + h_0.
+KX_HD inline void crf_forward_first(const CrfParams& p, const double* h0, double* alpha0) {
+  for (std::int64_t k = 0; k < p.K; ++k) alpha0[k] = p.s[k] + h0[k];
+}
+
+/// Forward pass, step l >= 1: alpha_l from alpha_{l-1}. Workspace u, acc [K].
+KX_HD inline void crf_forward_step(const CrfParams& p, const double* h, const double* prev,
+                                   double* next, double* u, double* acc) {
+  lse_step(p.K, prev, p.E, p.c, p.A, false, h, next, u, acc);
+}
+
+/// log Z = LSE(alpha_{L-1} + e). Workspace u, acc [K].
+KX_HD inline double crf_forward_final(const CrfParams& p, const double* last, double* u,
+                                      double* acc) {
+  for (std::int64_t k = 0; k < p.K; ++k) u[k] = last[k] + p.e[k];
+  return math::logsumexp(u, p.K, acc);
+}
+
+/// Forward pass of one row: alpha [L,K] (L >= 1), returns log Z. hbuf [L,K]
+/// holds the row's emissions of the valid steps as doubles.
 KX_HD inline double crf_forward(std::int64_t L, const CrfParams& p, const double* hbuf,
                                 double* alpha, double* u, double* acc) {
   const std::int64_t K = p.K;
-  for (std::int64_t k = 0; k < K; ++k) alpha[k] = p.s[k] + hbuf[k];
+  crf_forward_first(p, hbuf, alpha);
   for (std::int64_t l = 1; l < L; ++l)
-    lse_step(K, alpha + (l - 1) * K, p.E, p.c, p.A, false, hbuf + l * K, alpha + l * K, u, acc);
-  const double* last = alpha + (L - 1) * K;
-  for (std::int64_t k = 0; k < K; ++k) u[k] = last[k] + p.e[k];
-  return math::logsumexp(u, K, acc);
+    crf_forward_step(p, hbuf + l * K, alpha + (l - 1) * K, alpha + l * K, u, acc);
+  return crf_forward_final(p, alpha + (L - 1) * K, u, acc);
 }
 
 /// Score of the tag path y[0..L) (the gold path).
@@ -149,50 +206,45 @@ KX_HD inline double crf_path_score(std::int64_t L, const CrfParams& p, const dou
   return s + p.e[y[L - 1]];
 }
 
-/// Backward pass after crf_forward: node marginals mu [L,K] and, when M/D are
-/// given, the pair marginals summed over steps accumulated as
-///   sum_l xi_l[i,j] = M[i,j] * Eh[i,j] + D[i,j]
+/// Backward pass after the forward one, one step at a time from l = L-1
+/// down to 0 (beta holds beta_l on entry; initialise it with p.e). Writes the
+/// node marginals mu_l [K] and, for l > 0, moves beta to beta_{l-1} and (when
+/// M/D are given) adds the pair marginals of step l as
+///   xi_l[i,j] = M[i,j] * Eh[i,j] + D[i,j]
 /// (M gets w*u_i*v_j in exp space; D gets exact terms for the rare steps
-/// whose scale would overflow). Workspace beta, nbeta, g, v, u, acc [K].
-KX_HD inline void crf_backward(std::int64_t L, const CrfParams& p, const double* hbuf,
-                               const double* alpha, double logz, double* mu, double* M, double* D,
-                               double* beta, double* nbeta, double* g, double* v, double* u,
-                               double* acc) {
+/// whose scale would overflow). Workspace nbeta, g, v, u, acc [K].
+KX_HD inline void crf_backward_step(std::int64_t l, const CrfParams& p, const double* hbuf,
+                                    const double* alpha, double logz, double* mu, double* M,
+                                    double* D, double* beta, double* nbeta, double* g, double* v,
+                                    double* u, double* acc) {
   const std::int64_t K = p.K;
-  for (std::int64_t k = 0; k < K; ++k) beta[k] = p.e[k];
-  for (std::int64_t l = L - 1; l >= 0; --l) {
-    const double* al = alpha + l * K;
-    double* mul = mu + l * K;
-    for (std::int64_t k = 0; k < K; ++k) mul[k] = math::exp(al[k] + beta[k] - logz);
-    if (l == 0) break;
-    const double* h = hbuf + l * K;
-    for (std::int64_t j = 0; j < K; ++j) g[j] = h[j] + beta[j];
-    // beta_{l-1}(i) = LSE_j(A[i,j] + g[j]) : the forward step on A^T.
-    for (std::int64_t j = 0; j < K; ++j) acc[j] = 0.0;  // zeros for the h argument
-    lse_step(K, g, p.FT, p.r, p.A, true, acc, nbeta, v, u);
-    if (M != nullptr) {
-      const double* ap = alpha + (l - 1) * K;
-      const double m1 = math::max_of(ap, K);
-      const double m2 = math::max_of(g, K);
-      if (m1 > -math::kInf && m2 > -math::kInf && m1 < math::kInf && m2 < math::kInf) {
-        const double w = math::exp(m1 + m2 + p.Amax - logz);
-        if (w <= 1e280) {
-          for (std::int64_t j = 0; j < K; ++j) v[j] = math::exp(g[j] - m2);
-          for (std::int64_t i = 0; i < K; ++i) u[i] = w * math::exp(ap[i] - m1);
-          for (std::int64_t i = 0; i < K; ++i) {
-            const double ui = u[i];
-            double* KX_RESTRICT Mi = M + i * K;
-            for (std::int64_t j = 0; j < K; ++j) Mi[j] += ui * v[j];
-          }
-        } else {
-          for (std::int64_t i = 0; i < K; ++i)
-            for (std::int64_t j = 0; j < K; ++j)
-              D[i * K + j] += math::exp(ap[i] + p.A[i * K + j] + g[j] - logz);
-        }
+  const double* al = alpha + l * K;
+  double* mul = mu + l * K;
+  for (std::int64_t k = 0; k < K; ++k) mul[k] = math::exp(al[k] + beta[k] - logz);
+  if (l == 0) return;
+  const double* h = hbuf + l * K;
+  for (std::int64_t j = 0; j < K; ++j) g[j] = h[j] + beta[j];
+  // beta_{l-1}(i) = LSE_j(A[i,j] + g[j]) : the forward step on A^T.
+  for (std::int64_t j = 0; j < K; ++j) acc[j] = 0.0;  // zeros for the h argument
+  lse_step(K, g, p.FT, p.r, p.A, true, acc, nbeta, v, u);
+  if (M != nullptr) {
+    const double* ap = alpha + (l - 1) * K;
+    const double m1 = math::max_of(ap, K);
+    const double m2 = math::max_of(g, K);
+    if (m1 > -math::kInf && m2 > -math::kInf && m1 < math::kInf && m2 < math::kInf) {
+      const double w = math::exp(m1 + m2 + p.Amax - logz);
+      if (w <= 1e280) {
+        for (std::int64_t j = 0; j < K; ++j) v[j] = math::exp(g[j] - m2);
+        for (std::int64_t i = 0; i < K; ++i) u[i] = w * math::exp(ap[i] - m1);
+        outer_acc(K, u, v, M);
+      } else {
+        for (std::int64_t i = 0; i < K; ++i)
+          for (std::int64_t j = 0; j < K; ++j)
+            D[i * K + j] += math::exp(ap[i] + p.A[i * K + j] + g[j] - logz);
       }
     }
-    for (std::int64_t k = 0; k < K; ++k) beta[k] = nbeta[k];
   }
+  for (std::int64_t k = 0; k < K; ++k) beta[k] = nbeta[k];
 }
 
 }  // namespace decoders

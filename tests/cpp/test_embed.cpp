@@ -1,0 +1,315 @@
+// tests/cpp/test_embed.cpp - the embedding guarantee.
+//
+// Uses kexue only through find_package(kexue) / kexue::kexue and the public
+// headers. Checks the CRF and MEMM entry points on the worked example of
+// spec/decoders.md section 1.7 (K=2, T=3) in float32 and float64, against the
+// spec's numbers and against a brute-force enumeration of all K^T paths done
+// here in long double; then checks that bad calls throw kexue::Error with the
+// right kind and message. Prints "N passed, M failed"; exit status 1 on any
+// failure.
+#include <kexue/kexue.hpp>
+
+#include <array>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace {
+
+int g_passed = 0;
+int g_failed = 0;
+
+void check(bool ok, const std::string& what) {
+  if (ok) {
+    ++g_passed;
+  } else {
+    ++g_failed;
+    std::printf("FAIL: %s\n", what.c_str());
+  }
+}
+
+void check_close(double got, double want, double tol, const std::string& what) {
+  const bool ok = std::isfinite(got) && std::fabs(got - want) <= tol * (1.0 + std::fabs(want));
+  if (!ok) {
+    std::printf("  got %.15g, want %.15g (tol %g)\n", got, want, tol);
+  }
+  check(ok, what);
+}
+
+// Section 1.7 of spec/decoders.md.
+constexpr int K = 2;
+constexpr int T = 3;
+const double kH[T][K] = {{1.0, 0.5}, {0.2, 1.5}, {0.9, 0.3}};
+const double kA[K][K] = {{0.4, -0.2}, {0.1, 0.6}};
+const double kStart[K] = {0.5, -0.5};
+const double kEnd[K] = {-0.3, 0.4};
+const std::int64_t kGold[T] = {0, 1, 1};
+
+// ------------------------------------------------------------ brute force
+using Path = std::array<int, T>;
+
+std::vector<Path> all_paths() {
+  std::vector<Path> out;
+  for (int c = 0; c < K * K * K; ++c) out.push_back({c / (K * K), (c / K) % K, c % K});
+  return out;
+}
+
+long double path_score(const Path& y, bool with_se) {
+  long double s = 0;
+  for (int t = 0; t < T; ++t) s += kH[t][y[t]];
+  for (int t = 1; t < T; ++t) s += kA[y[t - 1]][y[t]];
+  if (with_se) s += kStart[y[0]] + kEnd[y[T - 1]];
+  return s;
+}
+
+long double brute_log_z(bool with_se) {
+  long double z = 0;
+  for (const Path& y : all_paths()) z += std::exp(path_score(y, with_se));
+  return std::log(z);
+}
+
+/// MEMM log p(y) under the left-to-right model:
+/// p(y_0) = softmax(h_0), p(y_t | y_{t-1}) = softmax_k(alpha (h_t[k] + A[y_{t-1}, k])).
+long double brute_memm_loglik(const std::int64_t* y, double alpha) {
+  long double ll = kH[0][y[0]] - std::log(std::exp((long double)kH[0][0]) + std::exp((long double)kH[0][1]));
+  for (int t = 1; t < T; ++t) {
+    long double z = 0;
+    for (int k = 0; k < K; ++k) z += std::exp(alpha * ((long double)kH[t][k] + kA[y[t - 1]][k]));
+    ll += alpha * ((long double)kH[t][y[t]] + kA[y[t - 1]][y[t]]) - std::log(z);
+  }
+  return ll;
+}
+
+// ------------------------------------------------------------ the suite
+template <class F>
+void run_suite(const char* dtype, double tol) {
+  const std::string tag = std::string("[") + dtype + "] ";
+  // emissions [B=1,T,K], transitions [K,K], start/end [K]; C order.
+  std::vector<F> h, A, s, e;
+  for (auto& row : kH)
+    for (double v : row) h.push_back(static_cast<F>(v));
+  for (auto& row : kA)
+    for (double v : row) A.push_back(static_cast<F>(v));
+  for (double v : kStart) s.push_back(static_cast<F>(v));
+  for (double v : kEnd) e.push_back(static_cast<F>(v));
+  const std::vector<std::int64_t> gold(kGold, kGold + T);
+
+  const kexue::Array em = kexue::Array::of(h.data(), {1, T, K});
+  const kexue::Array tr = kexue::Array::of(A.data(), {K, K});
+  const kexue::Array tags = kexue::Array::of(gold.data(), {1, T});
+
+  kexue::crf::Options plain;  // bert4keras convention: no start/end
+  kexue::crf::Options se;
+  se.start = kexue::Array::of(s.data(), {K});
+  se.end = kexue::Array::of(e.data(), {K});
+
+  // (a) no start/end: log Z = 5.047499, Viterbi (1,1,0) score 3.6.
+  {
+    F logz[1] = {0};
+    kexue::crf::log_partition(em, tr, plain, kexue::Array::of(logz, {1}));
+    check_close(logz[0], 5.047499, 2e-6, tag + "crf.log_partition == spec 5.047499");
+    check_close(logz[0], (double)brute_log_z(false), tol, tag + "crf.log_partition == brute force");
+
+    std::int64_t path[T] = {-7, -7, -7};
+    F score[1] = {0};
+    kexue::crf::viterbi(em, tr, plain, kexue::Array::of(path, {1, T}), kexue::Array::of(score, {1}));
+    check(path[0] == 1 && path[1] == 1 && path[2] == 0, tag + "crf.viterbi path == (1,1,0)");
+    check_close(score[0], 3.6, tol, tag + "crf.viterbi score == 3.6");
+
+    F ll[1] = {0};
+    kexue::crf::log_likelihood(em, tags, tr, plain, kexue::Array::of(ll, {1}));
+    check_close(ll[0], -1.847499, 2e-6, tag + "crf.log_likelihood == spec -1.847499");
+    check_close(ll[0], (double)(3.2L - brute_log_z(false)), tol,
+                tag + "crf.log_likelihood == brute force");
+
+    // nll_grad: loss 1.847499, dNLL/dh and dNLL/dA from the spec.
+    F loss[1] = {0};
+    std::vector<F> dh(T * K, F(99)), dA(K * K, F(99)), ds(K, F(99)), de(K, F(99));
+    kexue::crf::nll_grad(em, tags, tr, plain, kexue::Array::of(loss, {1}),
+                         kexue::Array::of(dh.data(), {1, T, K}), kexue::Array::of(dA.data(), {K, K}),
+                         kexue::Array::of(ds.data(), {K}), kexue::Array::of(de.data(), {K}));
+    check_close(loss[0], 1.847499, 2e-6, tag + "crf.nll_grad loss == spec 1.847499");
+    const double want_dh[T * K] = {-0.516212, 0.516212, 0.220223, -0.220223, 0.578613, -0.578613};
+    const double want_dA[K * K] = {0.321195, -0.617184, 0.477641, -0.181652};
+    bool ok_dh = true, ok_dA = true;
+    for (int i = 0; i < T * K; ++i) ok_dh = ok_dh && std::fabs(dh[i] - want_dh[i]) <= 2e-6;
+    for (int i = 0; i < K * K; ++i) ok_dA = ok_dA && std::fabs(dA[i] - want_dA[i]) <= 2e-6;
+    check(ok_dh, tag + "crf.nll_grad d_emissions == spec");
+    check(ok_dA, tag + "crf.nll_grad d_transitions == spec");
+    // No start/end given: their gradients are the node marginals' first/last
+    // rows minus the gold one-hot (what a start/end of zero would receive).
+    check_close(ds[0], 0.483788 - 1.0, 2e-6, tag + "crf.nll_grad d_start[0] (start absent)");
+    check_close(de[1], 0.421387 - 1.0, 2e-6, tag + "crf.nll_grad d_end[1] (end absent)");
+  }
+
+  // (b) with start/end: log Z = 5.200820, Viterbi (0,1,1) score 4.1.
+  {
+    F logz[1] = {0};
+    kexue::crf::log_partition(em, tr, se, kexue::Array::of(logz, {1}));
+    check_close(logz[0], 5.200820, 2e-6, tag + "crf.log_partition(start,end) == spec 5.200820");
+    check_close(logz[0], (double)brute_log_z(true), tol,
+                tag + "crf.log_partition(start,end) == brute force");
+
+    std::int64_t path[T] = {-7, -7, -7};
+    F score[1] = {0};
+    kexue::crf::viterbi(em, tr, se, kexue::Array::of(path, {1, T}), kexue::Array::of(score, {1}));
+    check(path[0] == 0 && path[1] == 1 && path[2] == 1, tag + "crf.viterbi(start,end) path == (0,1,1)");
+    check_close(score[0], 4.1, tol, tag + "crf.viterbi(start,end) score == 4.1");
+
+    F loss[1] = {0};
+    std::vector<F> dh(T * K), dA(K * K), ds(K), de(K);
+    kexue::crf::nll_grad(em, tags, tr, se, kexue::Array::of(loss, {1}),
+                         kexue::Array::of(dh.data(), {1, T, K}), kexue::Array::of(dA.data(), {K, K}),
+                         kexue::Array::of(ds.data(), {K}), kexue::Array::of(de.data(), {K}));
+    check_close(loss[0], 1.100820, 2e-6, tag + "crf.nll_grad(start,end) loss == spec 1.100820");
+    check(std::fabs(ds[0] - (-0.288299)) <= 2e-6 && std::fabs(ds[1] - 0.288299) <= 2e-6,
+          tag + "crf.nll_grad d_start == spec");
+    check(std::fabs(de[0] - 0.415759) <= 2e-6 && std::fabs(de[1] - (-0.415759)) <= 2e-6,
+          tag + "crf.nll_grad d_end == spec");
+  }
+
+  // (c) masks: batch [ex.(a); same h, length 2; length 0]. kexue's semantics:
+  // NLL = [1.847499, 1.121539, 0] (a length-0 row has NLL 0 and path all -1).
+  {
+    std::vector<F> h3;
+    for (int b = 0; b < 3; ++b) h3.insert(h3.end(), h.begin(), h.end());
+    const std::vector<std::int64_t> tags3 = {0, 1, 1, 0, 1, 1, 0, 1, 1};
+    bool mask3[3 * T] = {true, true, true, true, true, false, false, false, false};
+    kexue::crf::Options m;
+    m.mask = kexue::Array::of(mask3, {3, T});
+    F ll[3] = {0, 0, 0};
+    kexue::crf::log_likelihood(kexue::Array::of(h3.data(), {3, T, K}),
+                               kexue::Array::of(tags3.data(), {3, T}), tr, m,
+                               kexue::Array::of(ll, {3}));
+    check_close(ll[0], -1.847499, 2e-6, tag + "crf.log_likelihood masked row 0");
+    check_close(ll[1], -1.121539, 2e-6, tag + "crf.log_likelihood masked row 1 (length 2)");
+    check(ll[2] == F(0), tag + "crf.log_likelihood length-0 row == 0");
+
+    std::int64_t paths[3 * T];
+    F scores[3];
+    kexue::crf::viterbi(kexue::Array::of(h3.data(), {3, T, K}), tr, m,
+                        kexue::Array::of(paths, {3, T}), kexue::Array::of(scores, {3}));
+    check(paths[5] == -1 && paths[6] == -1 && paths[7] == -1 && paths[8] == -1,
+          tag + "crf.viterbi pads masked steps with -1");
+  }
+
+  // MEMM, alpha = 0.5 (bert4keras): forward log-likelihood of (0,1,1)
+  // = -(0.474077 + 0.533382 + 0.718460).
+  {
+    kexue::memm::Options mo;
+    mo.transitions = tr;
+    mo.alpha = 0.5;
+    F ll[1] = {0};
+    kexue::memm::log_likelihood(em, tags, mo, kexue::Array::of(ll, {1}));
+    check_close(ll[0], -(0.474077 + 0.533382 + 0.718460), 3e-6,
+                tag + "memm.log_likelihood(alpha=0.5) == spec");
+    check_close(ll[0], (double)brute_memm_loglik(kGold, 0.5), tol,
+                tag + "memm.log_likelihood(alpha=0.5) == brute force");
+
+    // Low-rank factors L R^T (spec section 2) agree with the dense G they make.
+    const double L[K * 2] = {0.5, -0.2, 0.3, 0.8};
+    const double R[K * 2] = {0.6, 0.1, -0.4, 0.7};
+    std::vector<F> Lf(L, L + 4), Rf(R, R + 4), G(K * K);
+    for (int i = 0; i < K; ++i)
+      for (int j = 0; j < K; ++j)
+        G[i * K + j] = static_cast<F>(L[i * 2] * R[j * 2] + L[i * 2 + 1] * R[j * 2 + 1]);
+    kexue::memm::Options dense, lowrank;
+    dense.transitions = kexue::Array::of(G.data(), {K, K});
+    lowrank.left = kexue::Array::of(Lf.data(), {K, 2});
+    lowrank.right = kexue::Array::of(Rf.data(), {K, 2});
+    F a[1] = {0}, b[1] = {0};
+    kexue::memm::log_likelihood(em, tags, dense, kexue::Array::of(a, {1}));
+    kexue::memm::log_likelihood(em, tags, lowrank, kexue::Array::of(b, {1}));
+    check_close(b[0], a[0], tol, tag + "memm.log_likelihood low-rank == dense");
+  }
+
+  // The thread count never changes a result.
+  {
+    std::vector<F> big;
+    for (int i = 0; i < 64 * 50 * 5; ++i) big.push_back(static_cast<F>(std::sin(0.37 * i)));
+    std::vector<F> A5;
+    for (int i = 0; i < 25; ++i) A5.push_back(static_cast<F>(std::cos(1.3 * i)));
+    F z1[64], z2[64];
+    const int before = kexue::get_num_threads();
+    kexue::set_num_threads(1);
+    kexue::crf::log_partition(kexue::Array::of(big.data(), {64, 50, 5}),
+                              kexue::Array::of(A5.data(), {5, 5}), plain, kexue::Array::of(z1, {64}));
+    kexue::set_num_threads(2);
+    kexue::crf::log_partition(kexue::Array::of(big.data(), {64, 50, 5}),
+                              kexue::Array::of(A5.data(), {5, 5}), plain, kexue::Array::of(z2, {64}));
+    kexue::set_num_threads(before);
+    bool same = true;
+    for (int i = 0; i < 64; ++i) same = same && z1[i] == z2[i];
+    check(same, tag + "crf.log_partition bitwise equal for 1 and 2 threads");
+  }
+}
+
+/// `fn` must throw kexue::Error of `kind` whose message starts with `prefix`.
+void expect_error(const std::function<void()>& fn, kexue::ErrorKind kind, const std::string& prefix,
+                  const std::string& what) {
+  try {
+    fn();
+  } catch (const kexue::Error& err) {
+    const std::string msg = err.what();
+    const bool ok = err.kind() == kind && msg.compare(0, prefix.size(), prefix) == 0;
+    if (!ok) std::printf("  message: %s\n", msg.c_str());
+    check(ok, what);
+    return;
+  } catch (...) {
+    check(false, what + " (threw something other than kexue::Error)");
+    return;
+  }
+  check(false, what + " (did not throw)");
+}
+
+void run_errors() {
+  double h[T * K] = {1.0, 0.5, 0.2, 1.5, 0.9, 0.3};
+  double A[K * K] = {0.4, -0.2, 0.1, 0.6};
+  float Af[K * K] = {0.4f, -0.2f, 0.1f, 0.6f};
+  std::int64_t path[T];
+  double score[1];
+  std::int64_t bad_tags[T] = {0, 2, 1};
+  double out[1];
+  kexue::crf::Options none;
+
+  expect_error(
+      [&] {
+        kexue::crf::viterbi(kexue::Array::of(h, {T, K}), kexue::Array::of(A, {K, K}), none,
+                            kexue::Array::of(path, {1, T}), kexue::Array::of(score, {1}));
+      },
+      kexue::ErrorKind::Value, "[kexue.crf.viterbi] emissions",
+      "crf.viterbi with 2-D emissions throws ValueError-kind naming emissions");
+  expect_error(
+      [&] {
+        kexue::crf::log_partition(kexue::Array::of(h, {1, T, K}), kexue::Array::of(Af, {K, K}),
+                                  none, kexue::Array::of(out, {1}));
+      },
+      kexue::ErrorKind::Type, "[kexue.crf.log_partition] transitions",
+      "crf.log_partition with float32 transitions for float64 emissions throws TypeError-kind");
+  expect_error(
+      [&] {
+        kexue::crf::log_likelihood(kexue::Array::of(h, {1, T, K}), kexue::Array::of(bad_tags, {1, T}),
+                                   kexue::Array::of(A, {K, K}), none, kexue::Array::of(out, {1}));
+      },
+      kexue::ErrorKind::Index, "[kexue.crf.log_likelihood] tags",
+      "crf.log_likelihood with a tag out of range throws IndexError-kind");
+  expect_error([] { kexue::set_num_threads(0); }, kexue::ErrorKind::Value, "[kexue.",
+               "set_num_threads(0) throws ValueError-kind");
+}
+
+}  // namespace
+
+int main() {
+  std::printf("kexue %s (simd %s, %d threads)\n", kexue::version(), kexue::simd_level(),
+              kexue::get_num_threads());
+  check(std::string(kexue::version()) == KEXUE_VERSION_STRING,
+        "kexue::version() matches the headers' KEXUE_VERSION_STRING");
+  run_suite<float>("float32", 1e-5);
+  run_suite<double>("float64", 1e-12);
+  run_errors();
+  std::printf("%d passed, %d failed\n", g_passed, g_failed);
+  return g_failed == 0 ? 0 : 1;
+}
