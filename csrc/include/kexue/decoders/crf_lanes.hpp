@@ -189,6 +189,35 @@ KX_HD inline void crf_backward_step_lanes(std::int64_t l, const CrfParams& p, co
   for (std::int64_t k = 0; k < K; ++k) beta[k] = nbeta[k];
 }
 
+/// Viterbi for eight right-aligned lanes: delta [K] ends as each lane's
+/// delta_{L-1}; psi [S,K] holds the predecessors (as exact doubles) for the
+/// lanes' backtracking. The same operations, in the same order, as
+/// viterbi_chain with S = A and h = emissions. Workspace nd [K].
+KX_HD inline void crf_viterbi_lanes(const CrfParams& p, std::int64_t S, const std::int64_t* start,
+                                    const bool* present, const v8d* H, v8d* delta, v8d* nd,
+                                    v8d* psi) {
+  const std::int64_t K = p.K;
+  for (std::int64_t k = 0; k < K; ++k) delta[k] = p.s[k] + H[k];
+  for (std::int64_t l = 1; l < S; ++l) {
+    for (std::int64_t j = 0; j < K; ++j) {
+      v8d best = delta[0] + p.A[j];
+      v8d arg = {};
+      for (std::int64_t i = 1; i < K; ++i) {
+        const v8d c = delta[i] + p.A[i * K + j];
+        const auto better = c > best;
+        best = better ? c : best;
+        arg = better ? math::splat<v8d>(static_cast<double>(i)) : arg;
+      }
+      nd[j] = best + H[l * K + j];
+      psi[l * K + j] = arg;
+    }
+    for (int q = 0; q < kLanesRows; ++q)
+      if (present[q] && l == start[q])
+        for (std::int64_t k = 0; k < K; ++k) nd[k][q] = p.s[k] + H[l * K + k][q];
+    for (std::int64_t k = 0; k < K; ++k) delta[k] = nd[k];
+  }
+}
+
 }  // namespace decoders
 }  // namespace KEXUE_ISA_NS
 }  // namespace kexue
