@@ -110,3 +110,17 @@ def test_float32_close_to_float64():
         r32 = fn(em.astype(np.float32), A.astype(np.float32))
         assert r32.dtype == np.float32
         assert_close(r32, r64.astype(np.float32), dtype=np.float32, rtol=1e-4, atol=1e-4)
+
+
+def test_kexue_simd_env_lowers_the_level():
+    import os
+    import subprocess
+    import sys
+
+    for level in ("scalar", "avx2"):
+        if level == "avx2" and kexue._core.simd_level_supported() == "scalar":
+            continue
+        env = dict(os.environ, KEXUE_SIMD=level)
+        out = subprocess.run([sys.executable, "-c", "import kexue; print(kexue.simd_level())"],
+                             env=env, capture_output=True, text=True, check=True)
+        assert out.stdout.strip() == level

@@ -37,6 +37,8 @@ PYBIND11_MODULE(_core, m) {
   m.def("simd_level", &kexue::simd_level, "The SIMD level the CPU kernels run at.");
   m.def("simd_level_supported",
         [] { return kexue::cpu::simd_level_name(kexue::cpu::simd_level_supported()); });
+  m.def("simd_levels_built", [] { return std::string(kexue::cpu::simd_levels_built()); },
+        "The SIMD levels compiled into this build.");
   m.def("set_simd_level", [](const std::string& s) { kexue::cpu::set_simd_level(s.c_str()); },
         py::arg("level"), "Force the SIMD level (testing): scalar, avx2 or avx512.");
   m.def("compiler_info", [] { return std::string(KEXUE_COMPILER_ID); });

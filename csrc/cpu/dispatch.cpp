@@ -68,6 +68,14 @@ SimdLevel simd_level() { return static_cast<SimdLevel>(level_ref().load()); }
 
 SimdLevel simd_level_supported() { return best_supported(); }
 
+const char* simd_levels_built() {
+#if defined(KEXUE_X86_SIMD)
+  return "scalar avx2 avx512";
+#else
+  return "scalar";
+#endif
+}
+
 const char* simd_level_name(SimdLevel l) {
   switch (l) {
     case SimdLevel::Avx512: return "avx512";

@@ -5,8 +5,10 @@
 // the caller claim chunk numbers from an atomic counter, and the caller
 // waits until every claimed chunk is done. Chunk boundaries depend only on
 // (n, grain), which is what makes results independent of the thread count.
-// Exceptions are caught per chunk; the one of the lowest chunk is rethrown
-// in the caller, and later chunks are skipped once one failed.
+// Exceptions are caught per chunk and the one of the lowest failing chunk is
+// rethrown in the caller, as a serial loop would: chunks above a failed one
+// are skipped, chunks below it still run (so the choice never depends on
+// timing or the thread count).
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
@@ -60,7 +62,7 @@ class Pool {
       grain_ = grain;
       nchunks_ = nchunks;
       next_.store(0);
-      failed_.store(false);
+      first_failed_.store(nchunks);
       pending_ = nchunks;
       ++generation_;
     }
@@ -106,14 +108,16 @@ class Pool {
     for (;;) {
       const std::int64_t c = next_.fetch_add(1);
       if (c >= nchunks_) break;
-      if (!failed_.load(std::memory_order_relaxed)) {
+      if (c < first_failed_.load()) {
         const std::int64_t b = c * grain_;
         const std::int64_t e = std::min(n_, b + grain_);
         try {
           (*fn_)(b, e);
         } catch (...) {
           errors_[static_cast<std::size_t>(c)] = std::current_exception();
-          failed_.store(true);
+          std::int64_t cur = first_failed_.load();
+          while (c < cur && !first_failed_.compare_exchange_weak(cur, c)) {
+          }
         }
       }
       ++finished;
@@ -135,7 +139,7 @@ class Pool {
   const std::function<void(std::int64_t, std::int64_t)>* fn_ = nullptr;
   std::int64_t n_ = 0, grain_ = 1, nchunks_ = 0, pending_ = 0;
   std::atomic<std::int64_t> next_{0};
-  std::atomic<bool> failed_{false};
+  std::atomic<std::int64_t> first_failed_{0};
   std::vector<std::exception_ptr> errors_;
 };
 

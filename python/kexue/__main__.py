@@ -49,7 +49,8 @@ def info() -> None:
     print(f"kexue      {getattr(kexue, '__version__', '?')}")
     print(f"location   {os.path.dirname(os.path.abspath(kexue.__file__))}")
     print(f"compiler   {_call(core, 'compiler_info') if core is not None else '?'}")
-    print(f"simd       {_call(kexue, 'simd_level')}")
+    print(f"simd       {_call(kexue, 'simd_level')} (built: {_call(core, 'simd_levels_built')}; "
+          f"KEXUE_SIMD=scalar|avx2|avx512 lowers it)")
     print(f"threads    {_call(kexue, 'get_num_threads')}")
     print(f"cuda built {cuda}")
     print(f"cmake dir  {cmake_dir()}")

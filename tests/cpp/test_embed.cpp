@@ -13,9 +13,10 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
-#include <functional>
+#include <stdexcept>
 #include <string>
 #include <vector>
+#include <functional>
 
 namespace {
 
@@ -300,6 +301,33 @@ void run_errors() {
                "set_num_threads(0) throws ValueError-kind");
 }
 
+// parallel_for: every chunk runs once, and an exception thrown in a worker
+// reaches the caller (the lowest failing chunk's), with the pool usable after.
+void run_parallel() {
+  const int before = kexue::get_num_threads();
+  kexue::set_num_threads(2);
+  std::vector<int> hits(1000, 0);
+  kexue::parallel_for(1000, 7, [&](std::int64_t b, std::int64_t e) {
+    for (std::int64_t i = b; i < e; ++i) hits[static_cast<std::size_t>(i)] += 1;
+  });
+  bool once = true;
+  for (int h : hits) once = once && h == 1;
+  check(once, "parallel_for visits every index exactly once");
+  std::string what;
+  try {
+    kexue::parallel_for(100, 1, [](std::int64_t b, std::int64_t) {
+      if (b == 37 || b == 90) throw std::runtime_error("chunk " + std::to_string(b));
+    });
+  } catch (const std::runtime_error& e) {
+    what = e.what();
+  }
+  check(what == "chunk 37", "an exception inside parallel_for reaches the caller (lowest chunk)");
+  int sum = 0;
+  kexue::parallel_for(10, 1, [&](std::int64_t, std::int64_t) { __atomic_add_fetch(&sum, 1, __ATOMIC_RELAXED); });
+  check(sum == 10, "the pool works after an exception");
+  kexue::set_num_threads(before);
+}
+
 }  // namespace
 
 int main() {
@@ -310,6 +338,7 @@ int main() {
   run_suite<float>("float32", 1e-5);
   run_suite<double>("float64", 1e-12);
   run_errors();
+  run_parallel();
   std::printf("%d passed, %d failed\n", g_passed, g_failed);
   return g_failed == 0 ? 0 : 1;
 }

@@ -1,0 +1,324 @@
+"""Shared benchmark harness: timing, result rows, the table, the machine header.
+
+Every bench module exposes ``run(quick, threads) -> list[Row]``; it checks each
+implementation's answer against the reference before timing it, then records
+one :class:`Row` per (case, implementation). ``print_table`` groups the rows
+per case, one column per implementation, plus the ratio ``peer / kexue`` for
+each peer (above 1 means kexue is faster).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+# Column order of the table; implementations not listed here follow in the
+# order they first appear.
+KNOWN_IMPLS = ("kexue", "reference", "numpy-exp", "pytorch-crf")
+
+
+@dataclass(frozen=True)
+class Case:
+    """One benchmarked configuration: an operation at a shape, dtype and thread count."""
+
+    area: str
+    op: str
+    shape: str
+    dtype: str
+    threads: int
+
+    def label(self) -> str:
+        return f"[{self.area}] {self.op} {self.shape} {self.dtype} threads={self.threads}"
+
+
+@dataclass(frozen=True)
+class Row:
+    """The median time of one implementation on one case (``seconds`` None = not run)."""
+
+    area: str
+    op: str
+    shape: str
+    dtype: str
+    threads: int
+    impl: str
+    seconds: float | None
+
+    @property
+    def case(self) -> Case:
+        return Case(self.area, self.op, self.shape, self.dtype, self.threads)
+
+
+def row(case: Case, impl: str, seconds: float | None) -> Row:
+    return Row(case.area, case.op, case.shape, case.dtype, case.threads, impl, seconds)
+
+
+# ---------------------------------------------------------------------------
+# timing
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How long to spend timing one implementation on one case."""
+
+    seconds: float  # aim for about this much total time per measurement
+    min_repeats: int
+    max_repeats: int
+    # A call already made (the correctness check) that took at least this
+    # long is reported as the time, with no further calls (None: never).
+    accept_first_s: float | None = None
+
+
+QUICK = Budget(seconds=0.15, min_repeats=1, max_repeats=200, accept_first_s=1.0)
+FULL = Budget(seconds=1.0, min_repeats=5, max_repeats=2000)
+
+
+def budget(quick: bool) -> Budget:
+    return QUICK if quick else FULL
+
+
+def time_median(
+    fn: Callable[[], object], budget: Budget, *, first: float | None = None
+) -> float:
+    """Median wall time (``time.perf_counter``) of ``fn()`` in seconds.
+
+    One untimed warm-up call, unless ``first`` says how long a call the
+    caller has just made (to check its answer) took: that call is the
+    warm-up. The repeat count then follows from the warm-up's time so that
+    the measurement takes about ``budget.seconds``, clamped to
+    ``[min_repeats, max_repeats]``. A slow ``first`` (``budget.accept_first_s``)
+    is returned as it is.
+    """
+    if first is None:
+        first, _ = time_once(fn)
+    elif budget.accept_first_s is not None and first >= budget.accept_first_s:
+        return first
+    repeats = int(budget.seconds / max(first, 1e-9))
+    repeats = max(budget.min_repeats, min(budget.max_repeats, repeats))
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def timed_check(
+    fn: Callable[[], object], check: Callable[[object], None], budget: Budget
+) -> float:
+    """Call ``fn`` once, ``check`` its result (raises if wrong), then time it."""
+    first, out = time_once(fn)
+    check(out)
+    return time_median(fn, budget, first=first)
+
+
+def time_once(fn: Callable[[], object]) -> tuple[float, object]:
+    """One timed call: ``(seconds, result)`` — for slow references."""
+    t0 = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - t0, out
+
+
+# ---------------------------------------------------------------------------
+# correctness
+
+
+def assert_close(what: str, got, want, *, rtol: float, atol: float) -> None:
+    """np.allclose with a message naming what differed and by how much."""
+    got = np.asarray(got)
+    want = np.asarray(want)
+    if got.shape != want.shape:
+        raise AssertionError(f"{what}: shape {got.shape} != expected {want.shape}")
+    if not np.allclose(got, want, rtol=rtol, atol=atol, equal_nan=True):
+        g = got.astype(np.float64)
+        w = want.astype(np.float64)
+        with np.errstate(invalid="ignore"):
+            err = np.abs(g - w)
+        err = np.where(np.isnan(err), np.inf, err)
+        i = np.unravel_index(int(np.argmax(err)), err.shape) if err.ndim else ()
+        raise AssertionError(
+            f"{what}: not close (rtol={rtol:g}, atol={atol:g}); worst at {i}: "
+            f"got {g[i]!r}, expected {w[i]!r}"
+        )
+
+
+def assert_equal(what: str, got, want) -> None:
+    got = np.asarray(got)
+    want = np.asarray(want)
+    if got.shape != want.shape or not np.array_equal(got, want):
+        bad = int(np.sum(got != want)) if got.shape == want.shape else "shape"
+        raise AssertionError(f"{what}: differs from expected ({bad} entries)")
+
+
+# ---------------------------------------------------------------------------
+# threads
+
+
+@contextlib.contextmanager
+def num_threads(n: int):
+    """Run kexue, torch (if imported) and BLAS (if threadpoolctl is present) with n threads."""
+    import kexue
+
+    old = kexue.get_num_threads()
+    torch = sys.modules.get("torch")
+    old_torch = torch.get_num_threads() if torch is not None else None
+    limiter = contextlib.nullcontext()
+    try:
+        import threadpoolctl
+
+        limiter = threadpoolctl.threadpool_limits(limits=n, user_api="blas")
+    except ImportError:
+        pass
+    kexue.set_num_threads(n)
+    if torch is not None:
+        torch.set_num_threads(n)
+    try:
+        with limiter:
+            yield
+    finally:
+        kexue.set_num_threads(old)
+        if torch is not None:
+            torch.set_num_threads(old_torch)
+
+
+# ---------------------------------------------------------------------------
+# reporting
+
+
+_START = time.perf_counter()
+
+
+def progress(msg: str) -> None:
+    """One line on stderr, prefixed with the seconds since the harness was imported."""
+    print(f"[{time.perf_counter() - _START:6.1f}s] {msg}", file=sys.stderr, flush=True)
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "?"
+
+
+def machine_header(threads: Sequence[int]) -> str:
+    """One line naming the machine and the software the numbers came from."""
+    try:
+        import kexue
+
+        version = getattr(kexue, "__version__", "?")
+        try:
+            simd = kexue.simd_level()
+        except Exception:
+            simd = "?"
+    except ImportError:
+        version, simd = "?", "?"
+    torch = sys.modules.get("torch")
+    if torch is None:
+        try:
+            import torch
+        except ImportError:
+            torch = None
+    torch_v = torch.__version__ if torch is not None else "-"
+    return (
+        f"# {cpu_model()} | {os.cpu_count()} cpus | SIMD {simd} | "
+        f"threads {','.join(map(str, threads))} | kexue {version} | "
+        f"numpy {np.__version__} | torch {torch_v} | python {platform.python_version()}"
+    )
+
+
+def fmt_time(s: float | None) -> str:
+    if s is None:
+        return "-"
+    if s < 1e-3:
+        return f"{s * 1e6:.1f} us"
+    if s < 1.0:
+        return f"{s * 1e3:.2f} ms"
+    return f"{s:.2f} s"
+
+
+def fmt_ratio(r: float | None) -> str:
+    if r is None:
+        return "-"
+    if r < 1:
+        return f"{r:.2f}x"
+    return f"{r:.1f}x" if r < 100 else f"{r:.0f}x"
+
+
+def ratio(peer: float | None, mine: float | None) -> float | None:
+    if peer is None or mine is None or mine <= 0:
+        return None
+    return peer / mine
+
+
+def lookup(rows: Iterable[Row], impl: str, **case) -> float | None:
+    """The seconds of the row matching ``impl`` and every given case field, or None."""
+    for r in rows:
+        if r.impl == impl and all(getattr(r, k) == v for k, v in case.items()):
+            return r.seconds
+    return None
+
+
+# Short names for the ratio column headers.
+SHORT = {"kexue": "kx", "reference": "ref", "numpy-exp": "np-exp", "pytorch-crf": "torch-crf"}
+
+
+def print_table(rows: Sequence[Row], file=None) -> None:
+    """Print the rows grouped per (area, op), one line per (shape, dtype, threads).
+
+    Columns: one median time per implementation ('-' where not run), then
+    ``<peer>/kx`` = peer time / kexue time for every peer that has a time
+    (above 1: kexue is faster).
+    """
+    file = file or sys.stdout
+    impls = [i for i in KNOWN_IMPLS if any(r.impl == i for r in rows)]
+    for r in rows:
+        if r.impl not in impls:
+            impls.append(r.impl)
+    peers = [i for i in impls if i != "kexue" and any(r.impl == i and r.seconds for r in rows)]
+
+    groups: dict[tuple[str, str], list[Case]] = {}
+    times: dict[tuple[Case, str], float | None] = {}
+    for r in rows:
+        cases = groups.setdefault((r.area, r.op), [])
+        if r.case not in cases:
+            cases.append(r.case)
+        times[(r.case, r.impl)] = r.seconds
+
+    head = ["shape", "dtype", "thr"] + impls + [f"{SHORT.get(p, p)}/kx" for p in peers]
+    body: dict[tuple[str, str], list[list[str]]] = {}
+    widths = [len(h) for h in head]
+    for key, cases in groups.items():
+        lines = body.setdefault(key, [])
+        for c in cases:
+            mine = times.get((c, "kexue"))
+            cells = [c.shape, c.dtype, str(c.threads)]
+            cells += [fmt_time(times.get((c, i))) for i in impls]
+            cells += [fmt_ratio(ratio(times.get((c, p)), mine)) for p in peers]
+            lines.append(cells)
+            widths = [max(w, len(x)) for w, x in zip(widths, cells)]
+
+    def line(cells: list[str]) -> str:
+        # shape/dtype left-aligned, numbers right-aligned
+        out = [x.ljust(w) if k < 2 else x.rjust(w) for k, (x, w) in enumerate(zip(cells, widths))]
+        return "  " + "  ".join(out).rstrip()
+
+    if peers:
+        legend = "median times; <peer>/kx = peer time / kexue time (above 1: kexue faster)"
+        print(f"\n({legend}; '-' = not run)", file=file)
+    for (area, op), lines in body.items():
+        print(f"\n{area}: {op}", file=file)
+        print(line(head), file=file)
+        for cells in lines:
+            print(line(cells), file=file)
+    print(file=file)
