@@ -2,52 +2,27 @@
 every path, finite differences, and properties.
 
 Every test runs twice through the ``impl`` fixture: on the compiled core
-(``kexue.crf``; skipped while it cannot be imported) and on its numpy twin
+(``kexue.crf``) and on its numpy twin
 (``kexue.reference.crf``). Core-vs-reference agreement on random inputs is the
 generic registry test's job; here both are held to independent oracles.
 """
 from __future__ import annotations
 
-import importlib.util
 import itertools
-import pathlib
-import sys
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-_PKG = pathlib.Path(__file__).resolve().parents[1] / "python" / "kexue"
-
-
-def _load(name, path, package=False):
-    """Import a file under a private name, without running kexue/__init__.py."""
-    if name in sys.modules:
-        return sys.modules[name]
-    kw = {"submodule_search_locations": [str(path.parent)]} if package else {}
-    spec = importlib.util.spec_from_file_location(name, path, **kw)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-try:
-    from kexue.reference import crf as ref
-    from kexue.testing import assert_close
-except ImportError:  # kexue/__init__.py needs the compiled core; the reference does not
-    ref = _load("_kexue_reference", _PKG / "reference" / "__init__.py", package=True).crf
-    assert_close = _load("_kexue_testing", _PKG / "testing.py").assert_close
+import kexue.crf as core
+from kexue.reference import crf as ref
+from kexue.testing import assert_close
 
 NEG_INF = -np.inf
 
 
 def _core():
-    try:
-        import kexue.crf as core
-    except ImportError as exc:
-        pytest.skip(f"kexue core not importable: {exc}")
     return core
 
 

@@ -3,54 +3,28 @@ brute-force enumeration of every path, finite differences, identities between
 the dense, low-rank, bidirectional and crf_style forms, and properties.
 
 Every test runs twice through the ``impl`` fixture: on the compiled core
-(``kexue.memm``; skipped while it cannot be imported) and on its numpy twin
+(``kexue.memm``) and on its numpy twin
 (``kexue.reference.memm``).
 """
 from __future__ import annotations
 
-import importlib.util
 import itertools
-import pathlib
-import sys
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-_PKG = pathlib.Path(__file__).resolve().parents[1] / "python" / "kexue"
-
-
-def _load(name, path, package=False):
-    """Import a file under a private name, without running kexue/__init__.py."""
-    if name in sys.modules:
-        return sys.modules[name]
-    kw = {"submodule_search_locations": [str(path.parent)]} if package else {}
-    spec = importlib.util.spec_from_file_location(name, path, **kw)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-try:
-    from kexue.reference import crf as ref_crf
-    from kexue.reference import memm as ref
-    from kexue.testing import assert_close
-except ImportError:  # kexue/__init__.py needs the compiled core; the reference does not
-    _reference = _load("_kexue_reference", _PKG / "reference" / "__init__.py", package=True)
-    ref, ref_crf = _reference.memm, _reference.crf
-    assert_close = _load("_kexue_testing", _PKG / "testing.py").assert_close
+import kexue.crf as core_crf
+import kexue.memm as core_memm
+from kexue.reference import crf as ref_crf
+from kexue.reference import memm as ref
+from kexue.testing import assert_close
 
 NEG_INF = -np.inf
 
 
 def _core():
-    try:
-        import kexue.crf as core_crf
-        import kexue.memm as core_memm
-    except ImportError as exc:
-        pytest.skip(f"kexue core not importable: {exc}")
     return core_memm, core_crf
 
 
