@@ -47,6 +47,8 @@ class OpInfo:
     # exp(alpha + beta - log Z) with alpha, beta, log Z of size |log Z|, so
     # their absolute error is about eps * |log Z| in any implementation.
     cond: Callable[[Sample], float] | None = None
+    # False for ops whose inputs are not arrays (f1 takes row lists)
+    noncontig: bool = True
 
 
 # ------------------------------------------------------------------ inputs
@@ -310,5 +312,256 @@ def _entries():
     return E
 
 
-OPS = _entries()
+
+
+# ------------------------------------------------------------------ losses
+def _loss_rows(rng, dtype, shape, pos_frac=0.3, neg_inf=True):
+    s = (rng.normal(size=shape) * 3).astype(dtype)
+    if neg_inf and s.size > 3:
+        s.flat[rng.choice(s.size, max(1, s.size // 10), replace=False)] = -np.inf
+    t = rng.random(shape) < pos_frac
+    return s, t
+
+
+LOSS_SHAPES = [(1,), (7,), (3, 1), (4, 9), (2, 3, 50), (70, 33)]
+
+
+def _loss_samples(kind):
+    def gen(dtype, rng):
+        out = []
+        for shape in LOSS_SHAPES:
+            s, t = _loss_rows(rng, dtype, shape)
+            mask = rng.random(shape) < 0.8
+            for rg in (False, True):
+                if kind == "hard":
+                    for tt, tname in ((t, "bool"), (t.astype(np.int64), "int"),
+                                      (t.astype(dtype), "float")):
+                        out.append(Sample((s, tt), dict(return_grad=rg), f"{shape}-{tname}-g{rg}"))
+                    out.append(Sample((s, t), dict(mask=mask, return_grad=rg), f"{shape}-mask-g{rg}"))
+                    out.append(Sample((s, np.ones(shape, bool)), dict(return_grad=rg),
+                                      f"{shape}-allpos-g{rg}"))
+                    out.append(Sample((s, np.zeros(shape, bool)), dict(return_grad=rg),
+                                      f"{shape}-nopos-g{rg}"))
+                elif kind == "soft":
+                    p = rng.random(shape).astype(dtype)
+                    p[rng.random(shape) < 0.2] = 0
+                    p[rng.random(shape) < 0.2] = 1
+                    out.append(Sample((s, p), dict(return_grad=rg), f"{shape}-g{rg}"))
+                    out.append(Sample((s, p), dict(mask=mask, return_grad=rg), f"{shape}-mask-g{rg}"))
+                else:
+                    C = shape[-1]
+                    P = min(4, C + 1)
+                    idx = rng.integers(-1, C, shape[:-1] + (P,))
+                    for mz in (False, True):
+                        out.append(Sample((s, idx), dict(mask_zero=mz, return_grad=rg),
+                                          f"{shape}-mz{mz}-g{rg}"))
+        return out
+    return gen
+
+
+def _loss_errors(op, kind):
+    pre = rf"^\[kexue\.losses\.{op}\] "
+    s = np.zeros((2, 3))
+    t = np.zeros((2, 3), bool)
+    second = {"hard": t, "soft": np.zeros((2, 3)), "sparse": np.zeros((2, 1), np.int64)}[kind]
+    tname = {"hard": "targets", "soft": "probs", "sparse": "positive_index"}[kind]
+    E = [
+        ErrorInput((np.zeros((2, 3), np.float16), second), {}, TypeError,
+                   pre + r"logits must be float32 or float64; got float16", "f16"),
+        ErrorInput((np.zeros(()), second), {}, ValueError, pre + r"logits must have at least 1 axis",
+                   "0d"),
+        ErrorInput((np.zeros((2, 0)), second[:, :0] if kind != "sparse" else second), {}, ValueError,
+                   pre + r"logits must have at least one class", "C0"),
+        ErrorInput((s, second[:1]), {}, ValueError, pre + tname + r" must have shape", "shape"),
+    ]
+    if kind == "hard":
+        E += [
+            ErrorInput((s, np.full((2, 3), 0.5)), {}, ValueError, pre + r"targets must be 0 or 1; got 0.5",
+                       "half"),
+            ErrorInput((s, np.full((2, 3), 2)), {}, ValueError, pre + r"targets must be 0 or 1; got 2",
+                       "int2"),
+            ErrorInput((s, np.zeros((2, 3), np.float32)), {}, TypeError,
+                       pre + r"targets must be bool or float64", "dtype"),
+            ErrorInput((s, t), dict(mask=np.ones((2, 3))), TypeError,
+                       pre + r"mask must have dtype bool; got float64", "mask-dtype"),
+            ErrorInput((s, t), dict(mask=np.ones((3, 3), bool)), ValueError,
+                       pre + r"mask must have shape \(2, 3\)", "mask-shape"),
+        ]
+    elif kind == "soft":
+        E += [
+            ErrorInput((s, np.full((2, 3), 1.5)), {}, ValueError, pre + r"probs must be in \[0, 1\]; got 1.5",
+                       "range"),
+            ErrorInput((s, np.zeros((2, 3), np.float32)), {}, TypeError,
+                       pre + r"probs must have dtype float64; got float32", "dtype"),
+        ]
+    else:
+        E += [
+            ErrorInput((s, np.array([[3], [0]])), {}, IndexError,
+                       pre + r"positive_index must be in \[-1, 3\) \(-1 = padding\); got 3", "range"),
+            ErrorInput((s, np.array([[-2], [0]])), {}, IndexError,
+                       pre + r"positive_index must be in \[-1, 3\).*got -2", "neg"),
+            ErrorInput((s, np.zeros((2, 1))), {}, TypeError,
+                       pre + r"positive_index must be int32 or int64; got float64", "dtype"),
+        ]
+    return E
+
+
+# ------------------------------------------------------------------ global pointer
+GP_SHAPES = [(1, 1, 1, 2), (2, 5, 3, 4), (3, 9, 2, 8), (1, 33, 1, 6)]
+
+
+def _gp_samples(kind):
+    def gen(dtype, rng):
+        out = []
+        for B, T, E, D in GP_SHAPES:
+            q = rng.normal(size=(B, T, E, D)).astype(dtype)
+            k = rng.normal(size=(B, T, E, D)).astype(dtype)
+            mask = np.arange(T)[None, :] < rng.integers(1, T + 1, B)[:, None]
+            ds = rng.normal(size=(B, E, T, T)).astype(dtype)
+            h = rng.normal(size=(B, T, 2 * D)).astype(dtype)
+            W = rng.normal(size=(2 * D, 2 * E)).astype(dtype)
+            bias = rng.normal(size=2 * E).astype(dtype)
+            for m in (None, mask):
+                for rope, inter, tril in ((True, True, True), (True, False, False), (False, True, True)):
+                    kw = dict(mask=m, rope=rope, tril_mask=tril)
+                    desc = f"{B}x{T}x{E}x{D}-m{m is not None}-r{rope}-i{inter}-t{tril}"
+                    if kind == "scores":
+                        out.append(Sample((q, k), dict(kw, interleaved=inter), desc))
+                    elif kind == "scores_backward":
+                        out.append(Sample((q, k, ds), dict(kw, interleaved=inter), desc))
+                    elif kind == "efficient_scores":
+                        out.append(Sample((h, W, bias if inter else None), kw, desc))
+                    else:
+                        out.append(Sample((h, W, ds, bias if inter else None), kw, desc))
+        return out
+    return gen
+
+
+def _gp_errors(op):
+    pre = rf"^\[kexue\.global_pointer\.{op}\] "
+    q = np.zeros((1, 3, 2, 4))
+    ds = np.zeros((1, 2, 3, 3))
+    if op in ("scores", "scores_backward"):
+        extra = (ds,) if op == "scores_backward" else ()
+        return [
+            ErrorInput((np.zeros((3, 2, 4)), q) + extra, {}, ValueError, pre + r"q must be 4-D", "ndim"),
+            ErrorInput((q.astype(np.float16), q) + extra, {}, TypeError, pre + r"q must be float32 or float64",
+                       "dtype"),
+            ErrorInput((q, np.zeros((1, 4, 2, 4))) + extra, {}, ValueError, pre + r"k must have shape",
+                       "k-shape"),
+            ErrorInput((q, q.astype(np.float32)) + extra, {}, TypeError, pre + r"k must have dtype float64",
+                       "k-dtype"),
+            ErrorInput((np.zeros((1, 3, 2, 3)), np.zeros((1, 3, 2, 3))) + (np.zeros((1, 2, 3, 3)),) * len(extra),
+                       {}, ValueError, pre + r"the head size D .* must be even with rope=True; got 3", "odd"),
+            ErrorInput((q, q) + extra, dict(mask=np.ones((1, 4), bool)), ValueError,
+                       pre + r"mask must have shape \(1, 3\)", "mask"),
+            ErrorInput((q, q) + extra, dict(rope_base=-1.0), ValueError, pre + r"rope_base must be", "base"),
+        ] + ([ErrorInput((q, q, np.zeros((1, 2, 3, 4))), {}, ValueError,
+                         pre + r"d_scores must have shape \(1, 2, 3, 3\)", "ds-shape")]
+             if op == "scores_backward" else [])
+    h = np.zeros((1, 3, 4))
+    W = np.zeros((4, 4))
+    extra = (ds,) if op == "efficient_scores_backward" else ()
+    return [
+        ErrorInput((np.zeros((1, 3, 3)), W) + extra, {}, ValueError, pre + r"h's last axis must be even",
+                   "odd-h"),
+        ErrorInput((h, np.zeros((3, 4))) + extra, {}, ValueError, pre + r"W must have shape \(4, 2E\)", "W"),
+        ErrorInput((h, W.astype(np.float32)) + extra, {}, TypeError, pre + r"W must have dtype float64",
+                   "W-dtype"),
+        ErrorInput((h, W) + extra + ((np.zeros(3),) if extra else ()),
+                   {} if extra else dict(bias=np.zeros(3)), ValueError,
+                   pre + r"bias must have shape \(4,\)", "bias"),
+        ErrorInput((h.astype(np.int64), W) + extra, {}, TypeError, pre + r"h must be float32 or float64",
+                   "h-int"),
+    ]
+
+
+def _decode_samples(dtype, rng):
+    out = []
+    for B, E, T in ((1, 1, 1), (2, 3, 5), (3, 2, 9)):
+        s = rng.normal(size=(B, E, T, T)).astype(dtype)
+        s[:, :, np.tril_indices(T, -1)[0], np.tril_indices(T, -1)[1]] = -np.inf
+        mask = np.arange(T)[None, :] < rng.integers(1, T + 1, B)[:, None]
+        for flat in (False, True):
+            out.append(Sample((s,), dict(flat=flat), f"{B}x{E}x{T}-f{flat}"))
+            out.append(Sample((s,), dict(flat=flat, mask=mask, threshold=0.5), f"{B}x{E}x{T}-m-f{flat}"))
+    return out
+
+
+def _gp_loss_samples(dtype, rng):
+    out = []
+    for B, E, T in ((1, 1, 1), (2, 3, 5), (3, 2, 9)):
+        s = (rng.normal(size=(B, E, T, T)) * 2).astype(dtype)
+        s[:, :, np.tril_indices(T, -1)[0], np.tril_indices(T, -1)[1]] = -np.inf
+        n = 2 * B * E
+        st = rng.integers(0, T, n)
+        spans = np.stack([rng.integers(0, B, n), rng.integers(0, E, n), st,
+                          np.minimum(T - 1, st + rng.integers(0, 3, n))], 1)
+        for rg in (False, True):
+            out.append(Sample((s, spans), dict(return_grad=rg), f"{B}x{E}x{T}-g{rg}"))
+            out.append(Sample((s, spans[:0]), dict(return_grad=rg), f"{B}x{E}x{T}-nogold-g{rg}"))
+    return out
+
+
+def _f1_samples(dtype, rng):
+    a = [[0, 0, 1, 2], [0, 1, 3, 3], [1, 0, 0, 0]]
+    b = [[0, 0, 1, 2], [1, 0, 0, 1], [0, 0, 1, 2]]
+    return [Sample((a, b), {}, "partial"), Sample(([], b), {}, "no-pred"),
+            Sample((a, []), {}, "no-gold"), Sample(([], []), {}, "empty"),
+            Sample((np.array(a), np.array(a)), {}, "same")]
+
+
+def _predict_samples(dtype, rng):
+    s = rng.normal(size=(4, 7)).astype(dtype)
+    return [Sample((s,), {}, "default"), Sample((s,), dict(threshold=0.3), "thr"),
+            Sample((np.array([-np.inf, 0.0, np.inf], dtype),), {}, "edges")]
+
+
+def _more_entries():
+    E = []
+    for name, kind in (("multilabel_crossentropy", "hard"), ("multilabel_crossentropy_soft", "soft"),
+                       ("sparse_multilabel_crossentropy", "sparse")):
+        E.append(OpInfo(f"losses.{name}", getattr(kexue.losses, name), getattr(ref.losses, name),
+                        _loss_samples(kind), (lambda n=name, k=kind: _loss_errors(n, k))))
+    E.append(OpInfo("losses.multilabel_predict", kexue.losses.multilabel_predict,
+                    ref.losses.multilabel_predict, _predict_samples,
+                    lambda: [ErrorInput((np.zeros(3, np.int64),), {}, TypeError,
+                                        r"^\[kexue\.losses\.multilabel_predict\] logits must be float",
+                                        "int")]))
+    for name in ("scores", "scores_backward", "efficient_scores", "efficient_scores_backward"):
+        E.append(OpInfo(f"global_pointer.{name}", getattr(kexue.global_pointer, name),
+                        getattr(ref.global_pointer, name), _gp_samples(name),
+                        (lambda n=name: _gp_errors(n))))
+    pre = r"^\[kexue\.global_pointer\.%s\] "
+    E.append(OpInfo("global_pointer.decode", kexue.global_pointer.decode, ref.global_pointer.decode,
+                    _decode_samples, lambda: [
+                        ErrorInput((np.zeros((2, 3, 3)),), {}, ValueError, pre % "decode" + "scores must be 4-D",
+                                   "ndim"),
+                        ErrorInput((np.zeros((1, 1, 3, 3)),), dict(mask=np.ones((1, 2), bool)), ValueError,
+                                   pre % "decode" + r"mask must have shape \(1, 3\)", "mask"),
+                        ErrorInput((np.zeros((1, 1, 3, 3), np.int64),), {}, TypeError,
+                                   pre % "decode" + "scores must be float32 or float64", "dtype"),
+                    ]))
+    E.append(OpInfo("global_pointer.loss", kexue.global_pointer.loss, ref.global_pointer.loss,
+                    _gp_loss_samples, lambda: [
+                        ErrorInput((np.zeros((1, 1, 3, 3)), np.array([[0, 0, 1, 3]])), {}, IndexError,
+                                   pre % "loss" + r"spans end must be in \[0, 3\); got 3", "end"),
+                        ErrorInput((np.zeros((1, 1, 3, 3)), np.array([[1, 0, 1, 2]])), {}, IndexError,
+                                   pre % "loss" + r"spans batch must be in \[0, 1\); got 1", "batch"),
+                        ErrorInput((np.zeros((1, 1, 3, 3)), np.array([[0, 0, 1]])), {}, ValueError,
+                                   pre % "loss" + r"spans must be \[n,4\]", "cols"),
+                        ErrorInput((np.zeros((1, 1, 3, 3)), np.array([[0.0, 0, 1, 2]])), {}, TypeError,
+                                   pre % "loss" + r"spans must be integers", "float"),
+                    ]))
+    E.append(OpInfo("global_pointer.f1", kexue.global_pointer.f1, ref.global_pointer.f1, _f1_samples,
+                    lambda: [
+                        ErrorInput(([[0, 0, 1]], []), {}, ValueError,
+                                   pre % "f1" + r"pred_spans must be integer \[n,4\] rows", "cols"),
+                        ErrorInput(([], [[0.5, 0, 1, 2]]), {}, ValueError,
+                                   pre % "f1" + r"gold_spans must be integer \[n,4\] rows", "float"),
+                    ], noncontig=False))
+    return E
+
+
+OPS = _entries() + _more_entries()
 OPS_BY_NAME = {op.name: op for op in OPS}

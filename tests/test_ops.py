@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import inspect
 import re
+import zlib
 
 import numpy as np
 import pytest
@@ -25,6 +26,8 @@ def _flatten(result):
         return [result]
     if result is None:
         return [None]
+    if isinstance(result, (float, int, np.floating, np.integer)):
+        return [np.asarray(result)]
     out = []
     for r in result:
         out.extend(_flatten(r))
@@ -63,7 +66,7 @@ def _bitwise_equal(a, b):
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
 @pytest.mark.parametrize("op", OPS, ids=lambda o: o.name)
 def test_core_matches_reference(op, dtype):
-    rng = np.random.default_rng(abs(hash(op.name)) % 2**32)
+    rng = np.random.default_rng(zlib.crc32(op.name.encode()))
     samples = op.samples(dtype, rng)
     assert samples
     for s in samples:
@@ -103,6 +106,15 @@ def test_threads_bitwise_equal(op):
     before = kexue.get_num_threads()
     rng = np.random.default_rng(3)
     try:
+        if not op.name.startswith(("crf.", "memm.")):
+            # these ops' samples already span several chunks (70 rows, B*E tasks)
+            for dtype in DTYPES:
+                for s in op.samples(dtype, rng):
+                    kexue.set_num_threads(1)
+                    one = op.fn(*s.args, **s.kwargs)
+                    kexue.set_num_threads(2)
+                    _bitwise_equal(one, op.fn(*s.args, **s.kwargs))
+            return
         for dtype in DTYPES:
             # B=70 > 32 rows: several chunks of 3 rows each
             for s in _sample_subset(op, dtype, 4):
@@ -167,6 +179,8 @@ def test_set_simd_level_rejects_unknown():
 @pytest.mark.parametrize("op", OPS, ids=lambda o: o.name)
 def test_noncontiguous_inputs(op):
     """Strided and Fortran-order arrays are accepted and give the same answer."""
+    if not op.noncontig:
+        pytest.skip("inputs are row lists, not arrays")
     for dtype in DTYPES:
         for s in _sample_subset(op, dtype, 3):
             em = s.args[0]
@@ -185,7 +199,7 @@ def test_noncontiguous_inputs(op):
 
 def test_every_public_op_is_registered_and_has_a_twin():
     public = []
-    for area in ("crf", "memm"):
+    for area in ("crf", "memm", "losses", "global_pointer"):
         mod = getattr(kexue, area)
         for name in mod.__all__:
             obj = getattr(mod, name)

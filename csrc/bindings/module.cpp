@@ -14,6 +14,8 @@ bool built();
 namespace bind {
 void register_crf(py::module_& m);
 void register_memm(py::module_& m);
+void register_losses(py::module_& m);
+void register_global_pointer(py::module_& m);
 }  // namespace bind
 }  // namespace kexue
 
@@ -45,4 +47,6 @@ PYBIND11_MODULE(_core, m) {
   m.def("cuda_built", &kexue::cuda::built);
   kexue::bind::register_crf(m);
   kexue::bind::register_memm(m);
+  kexue::bind::register_losses(m);
+  kexue::bind::register_global_pointer(m);
 }

@@ -9,6 +9,8 @@
 #include <string>
 
 #include "cpu/decoders_plan.hpp"
+#include "cpu/gemm_plan.hpp"
+#include "cpu/losses_plan.hpp"
 #include "cpu/dispatch.hpp"
 #include "kexue/core/error.hpp"
 
@@ -17,14 +19,20 @@ namespace cpu {
 
 namespace scalar {
 const DecoderKernels& decoder_kernels();
-}
+const LossKernels& loss_kernels();
+const GemmKernels& gemm_kernels();
+}  // namespace scalar
 #if defined(KEXUE_X86_SIMD)
 namespace avx2 {
 const DecoderKernels& decoder_kernels();
-}
+const LossKernels& loss_kernels();
+const GemmKernels& gemm_kernels();
+}  // namespace avx2
 namespace avx512 {
 const DecoderKernels& decoder_kernels();
-}
+const LossKernels& loss_kernels();
+const GemmKernels& gemm_kernels();
+}  // namespace avx512
 #endif
 
 namespace {
@@ -105,6 +113,28 @@ const DecoderKernels& decoder_kernels() {
   }
 #endif
   return scalar::decoder_kernels();
+}
+
+const LossKernels& loss_kernels() {
+#if defined(KEXUE_X86_SIMD)
+  switch (simd_level()) {
+    case SimdLevel::Avx512: return avx512::loss_kernels();
+    case SimdLevel::Avx2: return avx2::loss_kernels();
+    default: break;
+  }
+#endif
+  return scalar::loss_kernels();
+}
+
+const GemmKernels& gemm_kernels() {
+#if defined(KEXUE_X86_SIMD)
+  switch (simd_level()) {
+    case SimdLevel::Avx512: return avx512::gemm_kernels();
+    case SimdLevel::Avx2: return avx2::gemm_kernels();
+    default: break;
+  }
+#endif
+  return scalar::gemm_kernels();
 }
 
 }  // namespace cpu

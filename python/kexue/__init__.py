@@ -1,7 +1,8 @@
 """kexue: fast, dependable numerics for the algorithms of kexue.fm.
 
 Areas: :mod:`kexue.crf` (linear-chain CRF), :mod:`kexue.memm` (MEMM /
-Bi-MEMM). Every public function has a pure-numpy twin in
+Bi-MEMM), :mod:`kexue.losses` (multi-label ZLPR), :mod:`kexue.global_pointer`
+(span scores, decoding, loss, F1). Every public function has a pure-numpy twin in
 :mod:`kexue.reference`. Kernels run on a small thread pool
 (:func:`set_num_threads`) with the GIL released; results do not depend on
 the thread count.
@@ -9,11 +10,11 @@ the thread count.
 from __future__ import annotations
 
 from . import _core
-from . import crf, memm  # noqa: E402
+from . import crf, global_pointer, losses, memm  # noqa: E402
 
 __version__ = _core.__version__
 
-__all__ = ["crf", "memm", "get_num_threads", "set_num_threads", "simd_level", "__version__"]
+__all__ = ["crf", "global_pointer", "losses", "memm", "get_num_threads", "set_num_threads", "simd_level", "__version__"]
 
 
 def get_num_threads() -> int:

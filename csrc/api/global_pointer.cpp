@@ -1,0 +1,95 @@
+// csrc/api/global_pointer.cpp - the front door of kexue::global_pointer:
+// every check, then the one dispatch point (the CPU backend).
+#include "kexue/global_pointer.hpp"
+
+#include <cmath>
+
+#include "api/checks.hpp"
+#include "cpu/global_pointer.hpp"
+
+namespace kexue {
+namespace global_pointer {
+
+namespace {
+
+void check_opts(const char* op, const Options& opt, std::int64_t B, std::int64_t T,
+                std::int64_t D, const char* dname) {
+  if (opt.mask) api::check_arg(op, *opt.mask, "mask", DType::Bool, {B, T}, "[B,T]");
+  KX_CHECK_VALUE(std::isfinite(opt.rope_base) && opt.rope_base > 0.0, op,
+                 "rope_base must be a finite number > 0; got ", opt.rope_base);
+  KX_CHECK_VALUE(!opt.rope || D % 2 == 0, op, dname, " must be even with rope=True; got ", D);
+}
+
+cpu::GpShape check_qk(const char* op, const Array& q, const Array& k, const Options& opt) {
+  api::check_ndim(op, q, "q", 4, "[B,T,E,D]");
+  api::check_float(op, q, "q");
+  const cpu::GpShape s{q.dim(0), q.dim(1), q.dim(2), q.dim(3)};
+  api::check_arg(op, k, "k", q.dtype, q.shape, "[B,T,E,D] (the shape of q)");
+  KX_CHECK_VALUE(s.D >= 1, op, "q must have a head size D >= 1; got shape ", q.shape_str());
+  check_opts(op, opt, s.B, s.T, s.D, "the head size D (q's last axis)");
+  return s;
+}
+
+cpu::GpShape check_egp(const char* op, const Array& h, const Array& W,
+                       const std::optional<Array>& bias, const Options& opt) {
+  api::check_ndim(op, h, "h", 3, "[B,T,2d]");
+  api::check_float(op, h, "h");
+  const std::int64_t C2 = h.dim(2);
+  KX_CHECK_VALUE(C2 >= 2 && C2 % 2 == 0, op,
+                 "h's last axis must be even, 2d (q and k interleaved); got shape ",
+                 h.shape_str());
+  api::check_ndim(op, W, "W", 2, "[2d,2E]");
+  api::check_dtype(op, W, "W", h.dtype);
+  const std::int64_t E2 = W.dim(1);
+  KX_CHECK_VALUE(W.dim(0) == C2 && E2 >= 2 && E2 % 2 == 0, op,
+                 "W must have shape (", C2, ", 2E) [2d,2E] with E >= 1; got ", W.shape_str());
+  if (bias) api::check_arg(op, *bias, "bias", h.dtype, {E2}, "[2E]");
+  const cpu::GpShape s{h.dim(0), h.dim(1), E2 / 2, C2 / 2};
+  check_opts(op, opt, s.B, s.T, s.D, "d (half of h's last axis)");
+  return s;
+}
+
+}  // namespace
+
+void scores(const Array& q, const Array& k, const Options& opt, const Array& out) {
+  const char* op = "global_pointer.scores";
+  const cpu::GpShape s = check_qk(op, q, k, opt);
+  api::check_arg(op, out, "out", q.dtype, {s.B, s.E, s.T, s.T}, "[B,E,T,T]");
+  cpu::gp_scores(s, q, k, opt.mask ? opt.mask->ptr<bool>() : nullptr, opt, out);
+}
+
+void scores_backward(const Array& q, const Array& k, const Array& d_scores, const Options& opt,
+                     const Array& dq, const Array& dk) {
+  const char* op = "global_pointer.scores_backward";
+  const cpu::GpShape s = check_qk(op, q, k, opt);
+  api::check_arg(op, d_scores, "d_scores", q.dtype, {s.B, s.E, s.T, s.T}, "[B,E,T,T]");
+  api::check_arg(op, dq, "dq", q.dtype, q.shape, "[B,T,E,D]");
+  api::check_arg(op, dk, "dk", q.dtype, q.shape, "[B,T,E,D]");
+  cpu::gp_scores_backward(s, q, k, d_scores, opt.mask ? opt.mask->ptr<bool>() : nullptr, opt, dq,
+                          dk);
+}
+
+void efficient_scores(const Array& h, const Array& W, const std::optional<Array>& bias,
+                      const Options& opt, const Array& out) {
+  const char* op = "global_pointer.efficient_scores";
+  const cpu::GpShape s = check_egp(op, h, W, bias, opt);
+  api::check_arg(op, out, "out", h.dtype, {s.B, s.E, s.T, s.T}, "[B,E,T,T]");
+  cpu::gp_efficient(s, h, W, bias ? &*bias : nullptr, opt.mask ? opt.mask->ptr<bool>() : nullptr,
+                    opt, out);
+}
+
+void efficient_scores_backward(const Array& h, const Array& W, const Array& d_scores,
+                               const std::optional<Array>& bias, const Options& opt,
+                               const Array& dh, const Array& dW, const Array& dbias) {
+  const char* op = "global_pointer.efficient_scores_backward";
+  const cpu::GpShape s = check_egp(op, h, W, bias, opt);
+  api::check_arg(op, d_scores, "d_scores", h.dtype, {s.B, s.E, s.T, s.T}, "[B,E,T,T]");
+  api::check_arg(op, dh, "dh", h.dtype, h.shape, "[B,T,2d]");
+  api::check_arg(op, dW, "dW", h.dtype, W.shape, "[2d,2E]");
+  api::check_arg(op, dbias, "dbias", h.dtype, {2 * s.E}, "[2E]");
+  cpu::gp_efficient_backward(s, h, W, d_scores, bias ? &*bias : nullptr,
+                             opt.mask ? opt.mask->ptr<bool>() : nullptr, opt, dh, dW, dbias);
+}
+
+}  // namespace global_pointer
+}  // namespace kexue

@@ -1,0 +1,109 @@
+// csrc/bindings/global_pointer.cpp - kexue._core.gp_*: numpy in, outputs
+// allocated, the GIL released around the kernel.
+#include "bindings/convert.hpp"
+#include "kexue/global_pointer.hpp"
+
+namespace kexue {
+namespace bind {
+
+namespace {
+
+using OptArr = std::optional<py::array>;
+
+global_pointer::Options options(const char* op, const OptArr& mask, bool rope, double base,
+                                bool interleaved, bool tril) {
+  global_pointer::Options o;
+  o.mask = view(mask, op, "mask");
+  o.rope = rope;
+  o.rope_base = base;
+  o.interleaved = interleaved;
+  o.tril_mask = tril;
+  return o;
+}
+
+#define KX_GP_OPTS                                                                         \
+  py::kw_only(), py::arg("mask") = py::none(), py::arg("rope") = true,                     \
+      py::arg("rope_base") = 10000.0, py::arg("interleaved") = true, py::arg("tril_mask") = true
+
+py::ssize_t d(const Array& a, int i) { return dim_or0(a, i); }
+
+}  // namespace
+
+void register_global_pointer(py::module_& m) {
+  m.def(
+      "gp_scores",
+      [](const py::array& q, const py::array& k, const OptArr& mask, bool rope, double base,
+         bool inter, bool tril) {
+        const char* op = "global_pointer.scores";
+        const Array qv = view(q, op, "q"), kv = view(k, op, "k");
+        const auto o = options(op, mask, rope, base, inter, tril);
+        py::array out = empty(float_out(qv), {d(qv, 0), d(qv, 2), d(qv, 1), d(qv, 1)});
+        const Array ov = view(out, op, "out");
+        {
+          py::gil_scoped_release nogil;
+          global_pointer::scores(qv, kv, o, ov);
+        }
+        return out;
+      },
+      py::arg("q"), py::arg("k"), KX_GP_OPTS);
+
+  m.def(
+      "gp_scores_backward",
+      [](const py::array& q, const py::array& k, const py::array& ds, const OptArr& mask,
+         bool rope, double base, bool inter, bool tril) {
+        const char* op = "global_pointer.scores_backward";
+        const Array qv = view(q, op, "q"), kv = view(k, op, "k"), dv = view(ds, op, "d_scores");
+        const auto o = options(op, mask, rope, base, inter, tril);
+        std::vector<py::ssize_t> shape(qv.shape.begin(), qv.shape.end());
+        py::array dq = empty(float_out(qv), shape), dk = empty(float_out(qv), shape);
+        const Array dqv = view(dq, op, "dq"), dkv = view(dk, op, "dk");
+        {
+          py::gil_scoped_release nogil;
+          global_pointer::scores_backward(qv, kv, dv, o, dqv, dkv);
+        }
+        return py::make_tuple(dq, dk);
+      },
+      py::arg("q"), py::arg("k"), py::arg("d_scores"), KX_GP_OPTS);
+
+  m.def(
+      "gp_efficient_scores",
+      [](const py::array& h, const py::array& W, const OptArr& bias, const OptArr& mask,
+         bool rope, double base, bool inter, bool tril) {
+        const char* op = "global_pointer.efficient_scores";
+        const Array hv = view(h, op, "h"), Wv = view(W, op, "W");
+        const std::optional<Array> bv = view(bias, op, "bias");
+        const auto o = options(op, mask, rope, base, inter, tril);
+        py::array out = empty(float_out(hv), {d(hv, 0), d(Wv, 1) / 2, d(hv, 1), d(hv, 1)});
+        const Array ov = view(out, op, "out");
+        {
+          py::gil_scoped_release nogil;
+          global_pointer::efficient_scores(hv, Wv, bv, o, ov);
+        }
+        return out;
+      },
+      py::arg("h"), py::arg("W"), py::arg("bias") = py::none(), KX_GP_OPTS);
+
+  m.def(
+      "gp_efficient_scores_backward",
+      [](const py::array& h, const py::array& W, const py::array& ds, const OptArr& bias,
+         const OptArr& mask, bool rope, double base, bool inter, bool tril) {
+        const char* op = "global_pointer.efficient_scores_backward";
+        const Array hv = view(h, op, "h"), Wv = view(W, op, "W"), dv = view(ds, op, "d_scores");
+        const std::optional<Array> bv = view(bias, op, "bias");
+        const auto o = options(op, mask, rope, base, inter, tril);
+        const DType dt = float_out(hv);
+        py::array dh = empty(dt, std::vector<py::ssize_t>(hv.shape.begin(), hv.shape.end()));
+        py::array dW = empty(dt, std::vector<py::ssize_t>(Wv.shape.begin(), Wv.shape.end()));
+        py::array db = empty(dt, {d(Wv, 1)});
+        const Array dhv = view(dh, op, "dh"), dWv = view(dW, op, "dW"), dbv = view(db, op, "dbias");
+        {
+          py::gil_scoped_release nogil;
+          global_pointer::efficient_scores_backward(hv, Wv, dv, bv, o, dhv, dWv, dbv);
+        }
+        return py::make_tuple(dh, dW, db);
+      },
+      py::arg("h"), py::arg("W"), py::arg("d_scores"), py::arg("bias") = py::none(), KX_GP_OPTS);
+}
+
+}  // namespace bind
+}  // namespace kexue
