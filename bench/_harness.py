@@ -158,6 +158,30 @@ def assert_equal(what: str, got, want) -> None:
 
 
 # ---------------------------------------------------------------------------
+# memory bandwidth
+
+
+def copy_bandwidth(nbytes: int = 256 << 20, repeats: int = 5) -> float:
+    """Memory bandwidth in bytes/s: the best of ``repeats`` numpy copies of an
+    ``nbytes`` array into another (both touched first), counting read + write
+    (``2 * nbytes`` per copy). numpy copies on one thread.
+    """
+    src = np.ones(max(1, nbytes // 8), dtype=np.float64)
+    dst = np.empty_like(src)
+    dst.fill(0.0)
+    best = float("inf")
+    for _ in range(max(1, repeats)):
+        t0 = time.perf_counter()
+        np.copyto(dst, src)
+        best = min(best, time.perf_counter() - t0)
+    return 2.0 * src.nbytes / best
+
+
+def fmt_bandwidth(bps: float | None) -> str:
+    return "-" if bps is None else f"{bps / 1e9:.1f} GB/s"
+
+
+# ---------------------------------------------------------------------------
 # threads
 
 

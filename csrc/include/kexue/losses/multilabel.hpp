@@ -19,33 +19,44 @@ namespace kexue {
 inline namespace KEXUE_ISA_NS {
 namespace losses {
 
-/// Loss of one row. s [C] logits, t [C] targets in [0,1] (as doubles),
-/// keep [C] (nullable) the mask; en/ep [C] scratch; grad [C] (nullable)
-/// receives the gradient. Returns the loss.
-template <class F, class G>
+/// Loss of one row. s [C] logits, t [C] targets in [0,1] (as doubles), keep
+/// [C] the mask (all true when there is none); x, kd, en, ep [C] scratch;
+/// grad [C] (nullable) receives the gradient. Hard: t is 0/1, so each class
+/// needs one exponential, not two. The first pass widens the row to doubles
+/// (x) and folds mask and -inf into a 0/1 weight (kd), so the passes after
+/// it are pure double arithmetic that vectorises.
+template <bool Hard, class F, class G>
 KX_HD inline double zlpr_row(std::int64_t C, const F* s, const double* t, const bool* keep,
+                             double* KX_RESTRICT x, double* KX_RESTRICT kd,
                              double* KX_RESTRICT en, double* KX_RESTRICT ep, G* grad) {
-  double mn = 0.0, mp = 0.0;
+  for (std::int64_t i = 0; i < C; ++i) x[i] = static_cast<double>(s[i]);
+  for (std::int64_t i = 0; i < C; ++i) kd[i] = keep[i] ? 1.0 : 0.0;
   for (std::int64_t i = 0; i < C; ++i) {
-    const double si = static_cast<double>(s[i]);
-    const bool ex = (keep != nullptr && !keep[i]) || si == -math::kInf;
-    const double vn = (!ex && t[i] < 1.0) ? si : -math::kInf;
-    const double vp = (!ex && t[i] > 0.0) ? -si : -math::kInf;
-    mn = vn > mn ? vn : mn;
-    mp = vp > mp ? vp : mp;
-    en[i] = ex ? 0.0 : 1.0;  // remember exclusion for the next pass
+    const double si = x[i];
+    kd[i] = si == -math::kInf ? 0.0 : kd[i];
+    en[i] = (kd[i] != 0.0 && t[i] < 1.0) ? si : -math::kInf;
+    ep[i] = (kd[i] != 0.0 && t[i] > 0.0) ? -si : -math::kInf;
   }
-  // NaN logits: the comparisons above skip them; the sums below propagate.
+  // NaN logits are skipped by the maxima and propagate through the sums.
+  double mn = math::max_of(en, C), mp = math::max_of(ep, C);
+  mn = mn > 0.0 ? mn : 0.0;
+  mp = mp > 0.0 ? mp : 0.0;
   for (std::int64_t i = 0; i < C; ++i) {
-    const double si = static_cast<double>(s[i]);
-    const double keepi = en[i];
-    const double wn = (1.0 - t[i]) * keepi, wp = t[i] * keepi;
-    // exp of an excluded class's exponent may be inf (s = -inf): select 0.
-    const double xn = math::exp(si - mn), xp = math::exp(-si - mp);
-    en[i] = keepi != 0.0 && wn != 0.0 ? wn * xn : 0.0;
-    ep[i] = keepi != 0.0 && wp != 0.0 ? wp * xp : 0.0;
-    // A NaN logit must poison the sums even where its weight is 0.
-    en[i] = si != si ? si : en[i];
+    const double si = x[i];
+    const double ok = kd[i];
+    if (Hard) {
+      const double neg = t[i] < 0.5 ? 1.0 : 0.0;
+      const double e = math::exp(neg != 0.0 ? si - mn : -si - mp);
+      en[i] = (ok * neg) != 0.0 ? e : 0.0;
+      ep[i] = (ok * (1.0 - neg)) != 0.0 ? e : 0.0;
+    } else {
+      const double wn = 1.0 - t[i], wp = t[i];
+      // a weight of 0 removes the term even where its exponential overflows
+      const double xn = math::exp(si - mn), xp = math::exp(-si - mp);
+      en[i] = (ok * wn) != 0.0 ? wn * xn : 0.0;
+      ep[i] = (ok * wp) != 0.0 ? wp * xp : 0.0;
+      en[i] = (ok != 0.0 && si != si) ? si : en[i];  // NaN in, NaN out (unless masked)
+    }
   }
   const double Zn = math::exp(-mn) + math::sum_of(en, C);
   const double Zp = math::exp(-mp) + math::sum_of(ep, C);
