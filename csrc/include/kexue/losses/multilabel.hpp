@@ -68,6 +68,81 @@ KX_HD inline double zlpr_row(std::int64_t C, const F* s, const double* t, const 
   return loss;
 }
 
+/// max over n floats, in fixed lanes (as math::max_of); -inf for n == 0.
+KX_HD inline float max_of_f(const float* KX_RESTRICT a, std::int64_t n) {
+  constexpr std::int64_t W = 16;
+  float m[W];
+  for (std::int64_t q = 0; q < W; ++q) m[q] = -static_cast<float>(math::kInf);
+  std::int64_t i = 0;
+  for (; i + W <= n; i += W)
+    for (std::int64_t q = 0; q < W; ++q) m[q] = a[i + q] > m[q] ? a[i + q] : m[q];
+  for (; i < n; ++i) m[0] = a[i] > m[0] ? a[i] : m[0];
+  float r = m[0];
+  for (std::int64_t q = 1; q < W; ++q) r = m[q] > r ? m[q] : r;
+  return r;
+}
+
+/// sum of n floats accumulated in double, in fixed lanes.
+KX_HD inline double sum_of_f(const float* KX_RESTRICT a, std::int64_t n) {
+  constexpr std::int64_t W = 16;
+  double s[W];
+  for (std::int64_t q = 0; q < W; ++q) s[q] = 0.0;
+  std::int64_t i = 0;
+  for (; i + W <= n; i += W)
+    for (std::int64_t q = 0; q < W; ++q) s[q] += static_cast<double>(a[i + q]);
+  for (; i < n; ++i) s[0] += static_cast<double>(a[i]);
+  double r = 0.0;
+  for (std::int64_t q = 0; q < W; ++q) r += s[q];
+  return r;
+}
+
+/// zlpr_row for float32 logits: the exponentials in single precision (16
+/// lanes a vector, math::expf), the sums and the loss in double. Its
+/// results match the float64 computation to float32 rounding (the
+/// exponents s - m are exact or nearly so in float; each exponential is
+/// good to about one float ulp). kd, en, ep [C] float scratch.
+template <bool Hard>
+KX_HD inline double zlpr_row_f32(std::int64_t C, const float* s, const float* t, const bool* keep,
+                                 float* KX_RESTRICT kd, float* KX_RESTRICT en,
+                                 float* KX_RESTRICT ep, float* grad) {
+  const float ninf = -static_cast<float>(math::kInf);
+  for (std::int64_t i = 0; i < C; ++i) kd[i] = keep[i] ? 1.0f : 0.0f;
+  for (std::int64_t i = 0; i < C; ++i) {
+    const float si = s[i];
+    kd[i] = si == ninf ? 0.0f : kd[i];
+    en[i] = (kd[i] != 0.0f && t[i] < 1.0f) ? si : ninf;
+    ep[i] = (kd[i] != 0.0f && t[i] > 0.0f) ? -si : ninf;
+  }
+  float mn = max_of_f(en, C), mp = max_of_f(ep, C);
+  mn = mn > 0.0f ? mn : 0.0f;
+  mp = mp > 0.0f ? mp : 0.0f;
+  for (std::int64_t i = 0; i < C; ++i) {
+    const float si = s[i];
+    const float ok = kd[i];
+    if (Hard) {
+      const float neg = t[i] < 0.5f ? 1.0f : 0.0f;
+      const float e = math::expf(neg != 0.0f ? si - mn : -si - mp);
+      en[i] = (ok * neg) != 0.0f ? e : 0.0f;
+      ep[i] = (ok * (1.0f - neg)) != 0.0f ? e : 0.0f;
+    } else {
+      const float wn = 1.0f - t[i], wp = t[i];
+      const float xn = math::expf(si - mn), xp = math::expf(-si - mp);
+      en[i] = (ok * wn) != 0.0f ? wn * xn : 0.0f;
+      ep[i] = (ok * wp) != 0.0f ? wp * xp : 0.0f;
+      en[i] = (ok != 0.0f && si != si) ? si : en[i];  // NaN in, NaN out (unless masked)
+    }
+  }
+  const double Zn = math::exp(-static_cast<double>(mn)) + sum_of_f(en, C);
+  const double Zp = math::exp(-static_cast<double>(mp)) + sum_of_f(ep, C);
+  const double loss = (static_cast<double>(mn) + math::log(Zn)) +
+                      (static_cast<double>(mp) + math::log(Zp));
+  if (grad != nullptr) {
+    const float rn = static_cast<float>(1.0 / Zn), rp = static_cast<float>(1.0 / Zp);
+    for (std::int64_t i = 0; i < C; ++i) grad[i] = en[i] * rn - ep[i] * rp;
+  }
+  return loss;
+}
+
 }  // namespace losses
 }  // namespace KEXUE_ISA_NS
 }  // namespace kexue
