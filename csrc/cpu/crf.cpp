@@ -97,6 +97,14 @@ void crf_run(Job job, const CrfInputs& in, std::int64_t k, const CrfOutputs& out
   plan.r = p.r.data();
   plan.Eh = p.Eh.data();
   plan.Amax = p.Amax;
+  // float32 inputs: the one-row path steps in single precision (lse_step_f32)
+  std::vector<float> E32, FT32;
+  if (em.dtype == DType::Float32) {
+    E32.assign(p.E.begin(), p.E.end());
+    FT32.assign(p.FT.begin(), p.FT.end());
+  }
+  plan.E32 = E32.empty() ? nullptr : E32.data();
+  plan.FT32 = FT32.empty() ? nullptr : FT32.data();
   plan.params_nan = p.nan;
   plan.s = p.s.data();
   plan.e = p.e.data();

@@ -34,6 +34,7 @@ struct CrfPlan {
   // Parameters: the CrfParams of the header math, as pointers into storage
   // owned by the caller (the ISA_NS-independent mirror of decoders::CrfParams).
   const double *A, *E, *c, *FT, *r, *Eh, *s, *e;
+  const float *E32, *FT32;  ///< E, FT in float for float32 inputs (else nullptr)
   double Amax;
   bool params_nan;  ///< NaN in A, s or e: every decoded row is NaN
   bool lanes;       ///< run forward-backward jobs eight rows per vector (crf_lanes.hpp)

@@ -32,6 +32,8 @@ struct CrfParams {
   double Amax;       ///< max of A (0 when all -inf)
   const double* s;   ///< [K] start scores, -inf where forbidden
   const double* e;   ///< [K] end scores, -inf where forbidden
+  const float* E32 = nullptr;   ///< E in float (float32 inputs), or nullptr
+  const float* FT32 = nullptr;  ///< FT in float (float32 inputs), or nullptr
 };
 
 constexpr double kTiny = 1e-280;
@@ -114,6 +116,29 @@ KX_HD KX_FMA_OK inline void matvec_t(std::int64_t K, const double* KX_RESTRICT u
   }
 }
 
+/// Exact log-space LSE_i(prev[i] + M[i,j]) for one entry (the rare fallback
+/// of the exp-space steps); -inf when all terms are, NaN when any is.
+KX_HD inline double exact_lse(std::int64_t K, const double* prev, const double* Mlog,
+                              bool transposed, std::int64_t j) {
+  double mx = -math::kInf;
+  for (std::int64_t i = 0; i < K; ++i) {
+    const double t = prev[i] + (transposed ? Mlog[j * K + i] : Mlog[i * K + j]);
+    mx = t > mx ? t : mx;
+  }
+  if (mx == -math::kInf || mx == math::kInf) {
+    double v = mx;
+    for (std::int64_t i = 0; i < K; ++i) {
+      const double t = prev[i] + (transposed ? Mlog[j * K + i] : Mlog[i * K + j]);
+      if (t != t) v = t;
+    }
+    return v;
+  }
+  double s = 0.0;
+  for (std::int64_t i = 0; i < K; ++i)
+    s += math::exp(prev[i] + (transposed ? Mlog[j * K + i] : Mlog[i * K + j]) - mx);
+  return mx + math::log(s);
+}
+
 /// alpha/beta step: out[j] = h[j] + LSE_i(prev[i] + M[i,j]) where the
 /// exp-space form uses X[i*K+j] = exp(M[i,j] - shift[j]) (X = E for the
 /// forward pass, X = FT with M = A^T for the backward one). u, acc: [K].
@@ -132,30 +157,79 @@ KX_HD inline void lse_step(std::int64_t K, const double* KX_RESTRICT prev, const
   int any_small = slow_all ? 1 : 0;
   if (!slow_all)
     for (std::int64_t j = 0; j < K; ++j) any_small |= !(acc[j] >= kTiny) ? 1 : 0;
-  for (std::int64_t j = 0; j < K && any_small; ++j) {
-    if (slow_all || !(acc[j] >= kTiny)) {
-      // Exact log-space LSE for this entry (rare: see the file comment).
-      double mx = -math::kInf;
-      for (std::int64_t i = 0; i < K; ++i) {
-        const double t = prev[i] + (transposed ? Mlog[j * K + i] : Mlog[i * K + j]);
-        mx = t > mx ? t : mx;
-      }
-      double v;
-      if (mx == -math::kInf || mx == math::kInf) {
-        v = mx;
-        for (std::int64_t i = 0; i < K; ++i) {
-          const double t = prev[i] + (transposed ? Mlog[j * K + i] : Mlog[i * K + j]);
-          if (t != t) v = t;
-        }
-      } else {
-        double s = 0.0;
-        for (std::int64_t i = 0; i < K; ++i)
-          s += math::exp(prev[i] + (transposed ? Mlog[j * K + i] : Mlog[i * K + j]) - mx);
-        v = mx + math::log(s);
-      }
-      out[j] = h[j] + v;
+  for (std::int64_t j = 0; j < K && any_small; ++j)
+    if (slow_all || !(acc[j] >= kTiny)) out[j] = h[j] + exact_lse(K, prev, Mlog, transposed, j);
+}
+
+/// acc[j] = sum_i u[i] X[i,j] in single precision (float32 inputs): 16 lanes
+/// a vector, i in order for every column, fused where the ISA has FMA.
+KX_HD KX_FMA_OK inline void matvec_f32(std::int64_t K, const float* KX_RESTRICT u,
+                                       const float* KX_RESTRICT X, float* KX_RESTRICT acc) {
+  std::int64_t j0 = 0;
+#if defined(__GNUC__) && !defined(__CUDACC__)
+  typedef float v16f __attribute__((vector_size(64)));
+  for (; j0 + 64 <= K; j0 += 64) {
+    v16f a0 = {}, a1 = {}, a2 = {}, a3 = {};
+    for (std::int64_t i = 0; i < K; ++i) {
+      const float ui = u[i];
+      const float* Xi = X + i * K + j0;
+      v16f x0, x1, x2, x3;
+      std::memcpy(&x0, Xi, sizeof x0);
+      std::memcpy(&x1, Xi + 16, sizeof x1);
+      std::memcpy(&x2, Xi + 32, sizeof x2);
+      std::memcpy(&x3, Xi + 48, sizeof x3);
+      a0 += ui * x0;
+      a1 += ui * x1;
+      a2 += ui * x2;
+      a3 += ui * x3;
+    }
+    std::memcpy(acc + j0, &a0, sizeof a0);
+    std::memcpy(acc + j0 + 16, &a1, sizeof a1);
+    std::memcpy(acc + j0 + 32, &a2, sizeof a2);
+    std::memcpy(acc + j0 + 48, &a3, sizeof a3);
+  }
+  for (; j0 + 16 <= K; j0 += 16) {
+    v16f a0 = {};
+    for (std::int64_t i = 0; i < K; ++i) {
+      v16f x0;
+      std::memcpy(&x0, X + i * K + j0, sizeof x0);
+      a0 += u[i] * x0;
+    }
+    std::memcpy(acc + j0, &a0, sizeof a0);
+  }
+#endif
+  if (j0 < K) {
+    for (std::int64_t j = j0; j < K; ++j) acc[j] = 0.0f;
+    for (std::int64_t i = 0; i < K; ++i) {
+      const float ui = u[i];
+      const float* KX_RESTRICT Xi = X + i * K;
+      for (std::int64_t j = j0; j < K; ++j) acc[j] += ui * Xi[j];
     }
   }
+}
+
+/// lse_step for float32 inputs: the exponentials, the product and the
+/// logarithms in single precision (math::expf/logf, 16 lanes a vector),
+/// alpha itself in double, so the error per step is about one float ulp of
+/// the step's increment and does not compound with alpha's magnitude. Sums
+/// below 1e-30 (possible float underflow) take the exact double fallback.
+/// X32 is X in float; u, acc [K] float scratch.
+KX_HD inline void lse_step_f32(std::int64_t K, const double* KX_RESTRICT prev, const float* X32,
+                               const double* shift, const double* Mlog, bool transposed,
+                               const double* KX_RESTRICT h, double* KX_RESTRICT out,
+                               float* KX_RESTRICT u, float* KX_RESTRICT acc) {
+  const double m = math::max_of(prev, K);
+  const bool slow_all = !(m > -math::kInf) || m == math::kInf;
+  int any_small = slow_all ? 1 : 0;
+  if (!slow_all) {
+    for (std::int64_t i = 0; i < K; ++i) u[i] = math::expf(static_cast<float>(prev[i] - m));
+    matvec_f32(K, u, X32, acc);
+    for (std::int64_t j = 0; j < K; ++j)
+      out[j] = h[j] + ((m + shift[j]) + static_cast<double>(math::logf(acc[j])));
+    for (std::int64_t j = 0; j < K; ++j) any_small |= !(acc[j] >= 1e-30f) ? 1 : 0;
+  }
+  for (std::int64_t j = 0; j < K && any_small; ++j)
+    if (slow_all || !(acc[j] >= 1e-30f)) out[j] = h[j] + exact_lse(K, prev, Mlog, transposed, j);
 }
 
 /// M[i,j] += u[i] v[j] (fused where the ISA has FMA).
@@ -174,9 +248,15 @@ KX_HD inline void crf_forward_first(const CrfParams& p, const double* h0, double
 }
 
 /// Forward pass, step l >= 1: alpha_l from alpha_{l-1}. Workspace u, acc [K].
+/// Single: the float32 step (lse_step_f32; needs p.E32, uses u/acc as floats).
+template <bool Single = false>
 KX_HD inline void crf_forward_step(const CrfParams& p, const double* h, const double* prev,
                                    double* next, double* u, double* acc) {
-  lse_step(p.K, prev, p.E, p.c, p.A, false, h, next, u, acc);
+  if (Single)
+    lse_step_f32(p.K, prev, p.E32, p.c, p.A, false, h, next, reinterpret_cast<float*>(u),
+                 reinterpret_cast<float*>(acc));
+  else
+    lse_step(p.K, prev, p.E, p.c, p.A, false, h, next, u, acc);
 }
 
 /// log Z = LSE(alpha_{L-1} + e). Workspace u, acc [K].
@@ -213,6 +293,7 @@ KX_HD inline double crf_path_score(std::int64_t L, const CrfParams& p, const dou
 ///   xi_l[i,j] = M[i,j] * Eh[i,j] + D[i,j]
 /// (M gets w*u_i*v_j in exp space; D gets exact terms for the rare steps
 /// whose scale would overflow). Workspace nbeta, g, v, u, acc [K].
+template <bool Single = false>
 KX_HD inline void crf_backward_step(std::int64_t l, const CrfParams& p, const double* hbuf,
                                     const double* alpha, double logz, double* mu, double* M,
                                     double* D, double* beta, double* nbeta, double* g, double* v,
@@ -226,7 +307,11 @@ KX_HD inline void crf_backward_step(std::int64_t l, const CrfParams& p, const do
   for (std::int64_t j = 0; j < K; ++j) g[j] = h[j] + beta[j];
   // beta_{l-1}(i) = LSE_j(A[i,j] + g[j]) : the forward step on A^T.
   for (std::int64_t j = 0; j < K; ++j) acc[j] = 0.0;  // zeros for the h argument
-  lse_step(K, g, p.FT, p.r, p.A, true, acc, nbeta, v, u);
+  if (Single)
+    lse_step_f32(K, g, p.FT32, p.r, p.A, true, acc, nbeta, reinterpret_cast<float*>(v),
+                 reinterpret_cast<float*>(u));
+  else
+    lse_step(K, g, p.FT, p.r, p.A, true, acc, nbeta, v, u);
   if (M != nullptr) {
     const double* ap = alpha + (l - 1) * K;
     const double m1 = math::max_of(ap, K);
