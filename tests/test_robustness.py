@@ -71,7 +71,8 @@ def test_concurrent_calls_from_python_threads():
             assert a.tobytes() == b.tobytes()
 
 
-@pytest.mark.parametrize("module", [kexue.crf, kexue.memm], ids=lambda m: m.__name__)
+@pytest.mark.parametrize("module", [kexue.crf, kexue.memm, kexue.losses, kexue.global_pointer],
+                         ids=lambda m: m.__name__)
 def test_docstring_examples(module):
     finder = doctest.DocTestFinder()
     runner = doctest.DocTestRunner(optionflags=doctest.NORMALIZE_WHITESPACE)
