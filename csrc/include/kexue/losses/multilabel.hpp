@@ -30,7 +30,9 @@ KX_HD inline double zlpr_row(std::int64_t C, const F* s, const double* t, const 
                              double* KX_RESTRICT x, double* KX_RESTRICT kd,
                              double* KX_RESTRICT en, double* KX_RESTRICT ep, G* grad) {
   for (std::int64_t i = 0; i < C; ++i) x[i] = static_cast<double>(s[i]);
-  for (std::int64_t i = 0; i < C; ++i) kd[i] = keep[i] ? 1.0 : 0.0;
+  // bool as bytes through int: the conversion vectorises (bool -> double does not)
+  const std::uint8_t* kb = reinterpret_cast<const std::uint8_t*>(keep);
+  for (std::int64_t i = 0; i < C; ++i) kd[i] = static_cast<double>(static_cast<std::int32_t>(kb[i]));
   for (std::int64_t i = 0; i < C; ++i) {
     const double si = x[i];
     kd[i] = si == -math::kInf ? 0.0 : kd[i];
@@ -106,7 +108,8 @@ KX_HD inline double zlpr_row_f32(std::int64_t C, const float* s, const float* t,
                                  float* KX_RESTRICT kd, float* KX_RESTRICT en,
                                  float* KX_RESTRICT ep, float* grad) {
   const float ninf = -static_cast<float>(math::kInf);
-  for (std::int64_t i = 0; i < C; ++i) kd[i] = keep[i] ? 1.0f : 0.0f;
+  const std::uint8_t* kb = reinterpret_cast<const std::uint8_t*>(keep);
+  for (std::int64_t i = 0; i < C; ++i) kd[i] = static_cast<float>(static_cast<std::int32_t>(kb[i]));
   for (std::int64_t i = 0; i < C; ++i) {
     const float si = s[i];
     kd[i] = si == ninf ? 0.0f : kd[i];
