@@ -113,8 +113,11 @@ KX_HD inline double zlpr_row_f32(std::int64_t C, const float* s, const float* t,
   for (std::int64_t i = 0; i < C; ++i) {
     const float si = s[i];
     kd[i] = si == ninf ? 0.0f : kd[i];
-    en[i] = (kd[i] != 0.0f && t[i] < 1.0f) ? si : ninf;
-    ep[i] = (kd[i] != 0.0f && t[i] > 0.0f) ? -si : ninf;
+    // two selects, no && (a short-circuit would become a branch per vector)
+    const float vn = t[i] < 1.0f ? si : ninf;
+    const float vp = t[i] > 0.0f ? -si : ninf;
+    en[i] = kd[i] != 0.0f ? vn : ninf;
+    ep[i] = kd[i] != 0.0f ? vp : ninf;
   }
   float mn = max_of_f(en, C), mp = max_of_f(ep, C);
   mn = mn > 0.0f ? mn : 0.0f;
