@@ -301,6 +301,38 @@ void run_errors() {
                "set_num_threads(0) throws ValueError-kind");
 }
 
+// The spans area through the installed package: the ZLPR loss and its
+// gradient (spec/decoders.md section 4.5) and GlobalPointer scores (3.5).
+void run_spans() {
+  const double s[4] = {2.0, -1.0, 0.5, -3.0};
+  const bool pos[4] = {true, false, true, false};
+  double loss[1] = {0.0}, grad[4] = {};
+  const auto lv = kexue::Array::of(loss, {}), gv = kexue::Array::of(grad, {4});
+  kexue::losses::multilabel_crossentropy(kexue::Array::of(s, {4}), kexue::Array::of(pos, {4}),
+                                         std::nullopt, lv, &gv);
+  check_close(loss[0], 0.903969, 1e-6, "losses.multilabel_crossentropy == 0.903969");
+  check_close(grad[1], 0.259496, 1e-6, "losses.multilabel_crossentropy grad[1] == 0.259496");
+  const std::int64_t idx[2] = {0, 2};
+  double loss2[1] = {0.0};
+  kexue::losses::sparse_multilabel_crossentropy(kexue::Array::of(s, {4}),
+                                                kexue::Array::of(idx, {2}), false,
+                                                kexue::Array::of(loss2, {}), nullptr);
+  check_close(loss2[0], 0.903969, 1e-6, "losses.sparse_multilabel_crossentropy == dense");
+  // One head, d = 2, n = 4, the last token padding, rope_base 1 (angle = position).
+  const double q[8] = {1, 0, 0, 1, 1, 1, 0.5, -1};
+  const double k[8] = {1, 0, 1, 1, 0, 1, -1, 0.5};
+  const bool mask[4] = {true, true, true, false};
+  double sc[16] = {};
+  kexue::global_pointer::Options opt;
+  opt.mask = kexue::Array::of(mask, {1, 4});
+  opt.rope_base = 1.0;
+  kexue::global_pointer::scores(kexue::Array::of(q, {1, 4, 1, 2}), kexue::Array::of(k, {1, 4, 1, 2}),
+                                opt, kexue::Array::of(sc, {1, 1, 4, 4}));
+  check_close(sc[2], -0.642970, 1e-6, "global_pointer.scores s(0,2) == -0.642970");
+  check(std::isinf(sc[1 * 4 + 0]) && sc[1 * 4 + 0] < 0, "global_pointer.scores: i > j is -inf");
+  check(std::isinf(sc[0 * 4 + 3]) && sc[0 * 4 + 3] < 0, "global_pointer.scores: padding is -inf");
+}
+
 // parallel_for: every chunk runs once, and an exception thrown in a worker
 // reaches the caller (the lowest failing chunk's), with the pool usable after.
 void run_parallel() {
@@ -339,6 +371,7 @@ int main() {
   run_suite<double>("float64", 1e-12);
   run_errors();
   run_parallel();
+  run_spans();
   std::printf("%d passed, %d failed\n", g_passed, g_failed);
   return g_failed == 0 ? 0 : 1;
 }

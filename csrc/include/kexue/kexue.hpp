@@ -5,6 +5,8 @@
 #include "kexue/core/parallel.hpp"
 #include "kexue/core/view.hpp"
 #include "kexue/crf.hpp"
+#include "kexue/global_pointer.hpp"
+#include "kexue/losses.hpp"
 #include "kexue/memm.hpp"
 #include "kexue/version.hpp"
 
