@@ -118,22 +118,28 @@ KX_HD inline double viterbi_chain(std::int64_t L, std::int64_t K, double* KX_RES
   return score;
 }
 
-/// max of the entries of a below `prev` (-inf if none), in fixed lanes.
+/// max of the entries of a below `prev` (-inf if none). The maximum of a
+/// set does not depend on the order it is taken in (a holds no NaN here), so
+/// the vector blocks give the same value on every ISA.
 KX_HD inline double max_below(const double* KX_RESTRICT a, std::int64_t n, double prev) {
-  double m[math::kLanes];
-  for (std::int64_t q = 0; q < math::kLanes; ++q) m[q] = -math::kInf;
+  double r = -math::kInf;
   std::int64_t i = 0;
-  for (; i + math::kLanes <= n; i += math::kLanes)
-    for (std::int64_t q = 0; q < math::kLanes; ++q) {
-      const double v = a[i + q] < prev ? a[i + q] : -math::kInf;
-      m[q] = v > m[q] ? v : m[q];
-    }
+#if defined(__GNUC__) && !defined(__CUDACC__)
+  typedef double v8d __attribute__((vector_size(64)));
+  const v8d ninf = v8d{} - math::kInf;
+  v8d m = ninf;
+  for (; i + 8 <= n; i += 8) {
+    v8d x;
+    std::memcpy(&x, a + i, sizeof x);
+    const v8d v = x < prev ? x : ninf;
+    m = v > m ? v : m;
+  }
+  for (int q = 0; q < 8; ++q) r = m[q] > r ? m[q] : r;
+#endif
   for (; i < n; ++i) {
     const double v = a[i] < prev ? a[i] : -math::kInf;
-    m[0] = v > m[0] ? v : m[0];
+    r = v > r ? v : r;
   }
-  double r = m[0];
-  for (std::int64_t q = 1; q < math::kLanes; ++q) r = m[q] > r ? m[q] : r;
   return r;
 }
 
