@@ -84,9 +84,8 @@ def test_docstring_examples(module):
 
 
 def test_worker_errors_reach_the_caller_and_leave_no_trace():
-    """A failing call (here: a MemoryError-sized n-best request is refused up
-    front; a bad tag deep in the batch is found before any work) raises in the
-    caller, and the next call works."""
+    """A failing call (a bad tag deep in the batch, found by the front door
+    before any work) raises in the caller, and the next call works."""
     rng = np.random.default_rng(2)
     em = rng.normal(size=(64, 5, 3))
     A = rng.normal(size=(3, 3))
