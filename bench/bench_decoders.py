@@ -36,42 +36,26 @@ import kexue.reference.crf as ref_crf
 import kexue.reference.memm as ref_memm
 import numpy as np
 
-try:
-    from ._harness import (
-        Budget,
-        Case,
-        Row,
-        assert_close,
-        budget,
-        fmt_ratio,
-        lookup,
-        machine_header,
-        num_threads,
-        print_table,
-        progress,
-        row,
-        time_median,
-        time_once,
-        timed_check,
-    )
-except ImportError:  # run as a script from bench/
-    from _harness import (  # type: ignore[no-redef]
-        Budget,
-        Case,
-        Row,
-        assert_close,
-        budget,
-        fmt_ratio,
-        lookup,
-        machine_header,
-        num_threads,
-        print_table,
-        progress,
-        row,
-        time_median,
-        time_once,
-        timed_check,
-    )
+try:  # installed as kexue._bench, or run as a script from bench/
+    from . import _harness
+except ImportError:
+    import _harness  # type: ignore[no-redef]
+
+Budget = _harness.Budget
+Case = _harness.Case
+Row = _harness.Row
+assert_close = _harness.assert_close
+budget = _harness.budget
+fmt_ratio = _harness.fmt_ratio
+lookup = _harness.lookup
+machine_header = _harness.machine_header
+num_threads = _harness.num_threads
+print_table = _harness.print_table
+progress = _harness.progress
+row = _harness.row
+time_median = _harness.time_median
+time_once = _harness.time_once
+timed_check = _harness.timed_check
 
 AREA = "decoders"
 SHAPES = [(32, 128, 9), (32, 128, 64), (8, 512, 32), (1, 4096, 9)]

@@ -14,10 +14,25 @@ std::vector<py::ssize_t> shape_of(const Array& a, bool drop_last) {
   return s;
 }
 
-py::object finish(py::array loss, py::object grad, bool return_grad) {
-  if (return_grad) return py::make_tuple(loss, grad);
-  return std::move(loss);
-}
+/// The outputs of one loss call: loss [...] and, when asked, grad [..., C].
+struct Outputs {
+  py::array loss, grad;  // grad only when with_grad (a default py::array is not "none")
+  Array lv, gv;
+  bool with_grad;
+  Outputs(const Array& s, bool return_grad, const char* op)
+      : loss(empty(float_out(s), shape_of(s, true))), with_grad(return_grad) {
+    lv = view(loss, op, "loss");
+    if (return_grad) {
+      grad = empty(float_out(s), shape_of(s, false));
+      gv = view(grad, op, "grad");
+    }
+  }
+  const Array* grad_view() const { return with_grad ? &gv : nullptr; }
+  py::object result() const {
+    if (with_grad) return py::make_tuple(loss, grad);
+    return loss;
+  }
+};
 
 }  // namespace
 
@@ -30,23 +45,15 @@ void register_losses(py::module_& m) {
                               : "losses.multilabel_crossentropy";
         const Array s = view(logits, op, "logits"), t = view(targets, op, soft ? "probs" : "targets");
         const std::optional<Array> mk = view(mask, op, "mask");
-        py::array loss = empty(float_out(s), shape_of(s, true));
-        py::object grad = py::none();
-        Array gv;
-        if (return_grad) {
-          py::array g = empty(float_out(s), shape_of(s, false));
-          gv = view(g, op, "grad");
-          grad = g;
-        }
-        const Array lv = view(loss, op, "loss");
+        Outputs o(s, return_grad, op);
         {
           py::gil_scoped_release nogil;
           if (soft)
-            losses::multilabel_crossentropy_soft(s, t, mk, lv, return_grad ? &gv : nullptr);
+            losses::multilabel_crossentropy_soft(s, t, mk, o.lv, o.grad_view());
           else
-            losses::multilabel_crossentropy(s, t, mk, lv, return_grad ? &gv : nullptr);
+            losses::multilabel_crossentropy(s, t, mk, o.lv, o.grad_view());
         }
-        return finish(loss, grad, return_grad);
+        return o.result();
       },
       py::arg("logits"), py::arg("targets"), py::kw_only(), py::arg("mask") = py::none(),
       py::arg("return_grad") = false, py::arg("soft") = false);
@@ -56,21 +63,12 @@ void register_losses(py::module_& m) {
       [](const py::array& logits, const py::array& index, bool mask_zero, bool return_grad) {
         const char* op = "losses.sparse_multilabel_crossentropy";
         const Array s = view(logits, op, "logits"), ix = view(index, op, "positive_index");
-        py::array loss = empty(float_out(s), shape_of(s, true));
-        py::object grad = py::none();
-        Array gv;
-        if (return_grad) {
-          py::array g = empty(float_out(s), shape_of(s, false));
-          gv = view(g, op, "grad");
-          grad = g;
-        }
-        const Array lv = view(loss, op, "loss");
+        Outputs o(s, return_grad, op);
         {
           py::gil_scoped_release nogil;
-          losses::sparse_multilabel_crossentropy(s, ix, mask_zero, lv,
-                                                 return_grad ? &gv : nullptr);
+          losses::sparse_multilabel_crossentropy(s, ix, mask_zero, o.lv, o.grad_view());
         }
-        return finish(loss, grad, return_grad);
+        return o.result();
       },
       py::arg("logits"), py::arg("positive_index"), py::kw_only(), py::arg("mask_zero") = false,
       py::arg("return_grad") = false);

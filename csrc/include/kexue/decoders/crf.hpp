@@ -38,68 +38,43 @@ struct CrfParams {
 
 constexpr double kTiny = 1e-280;
 
-/// acc[j] = sum_i u[i] X[i,j] for a K x K row-major X. Each acc[j] adds its
-/// K products in the order i = 0..K-1 whatever the block width (fused
-/// multiply-adds where the ISA has them, see KX_FMA_OK); the blocks keep their partial sums in
-/// registers (GCC vector extensions: 8 doubles a block, lowered to whatever
-/// the translation unit's ISA has).
-KX_HD KX_FMA_OK inline void matvec_t(std::int64_t K, const double* KX_RESTRICT u,
-                           const double* KX_RESTRICT X, double* KX_RESTRICT acc) {
+/// acc[j] = sum_i u[i] X[i,j] for a K x K row-major X, T = double or float.
+/// Each acc[j] adds its K products in the order i = 0..K-1 whatever the
+/// block width (fused multiply-adds where the ISA has them, see KX_FMA_OK);
+/// the blocks keep their partial sums in registers (GCC vector extensions:
+/// 64 bytes a vector, four or one vectors a block, lowered to whatever the
+/// translation unit's ISA has).
+template <class T>
+KX_HD KX_FMA_OK inline void matvec(std::int64_t K, const T* KX_RESTRICT u,
+                                   const T* KX_RESTRICT X, T* KX_RESTRICT acc) {
   std::int64_t j0 = 0;
 #if defined(__GNUC__) && !defined(__CUDACC__)
-  typedef double v8d __attribute__((vector_size(64)));
-  // 64 columns a block: eight independent accumulator chains keep both FMA
-  // ports busy (four chains would wait on the add latency).
-  for (; j0 + 64 <= K; j0 += 64) {
-    v8d a0 = {}, a1 = {}, a2 = {}, a3 = {}, a4 = {}, a5 = {}, a6 = {}, a7 = {};
+  typedef T V __attribute__((vector_size(64)));
+  constexpr std::int64_t W = 64 / sizeof(T);
+  for (; j0 + 4 * W <= K; j0 += 4 * W) {
+    V a0 = {}, a1 = {}, a2 = {}, a3 = {};
     for (std::int64_t i = 0; i < K; ++i) {
-      const double ui = u[i];
-      const double* Xi = X + i * K + j0;
-      v8d x0, x1, x2, x3, x4, x5, x6, x7;
+      const T ui = u[i];
+      const T* Xi = X + i * K + j0;
+      V x0, x1, x2, x3;
       std::memcpy(&x0, Xi, sizeof x0);
-      std::memcpy(&x1, Xi + 8, sizeof x1);
-      std::memcpy(&x2, Xi + 16, sizeof x2);
-      std::memcpy(&x3, Xi + 24, sizeof x3);
-      std::memcpy(&x4, Xi + 32, sizeof x4);
-      std::memcpy(&x5, Xi + 40, sizeof x5);
-      std::memcpy(&x6, Xi + 48, sizeof x6);
-      std::memcpy(&x7, Xi + 56, sizeof x7);
-      a0 += ui * x0;
-      a1 += ui * x1;
-      a2 += ui * x2;
-      a3 += ui * x3;
-      a4 += ui * x4;
-      a5 += ui * x5;
-      a6 += ui * x6;
-      a7 += ui * x7;
-    }
-    const v8d* parts[8] = {&a0, &a1, &a2, &a3, &a4, &a5, &a6, &a7};
-    for (int q = 0; q < 8; ++q) std::memcpy(acc + j0 + 8 * q, parts[q], sizeof a0);
-  }
-  for (; j0 + 32 <= K; j0 += 32) {
-    v8d a0 = {}, a1 = {}, a2 = {}, a3 = {};
-    for (std::int64_t i = 0; i < K; ++i) {
-      const double ui = u[i];
-      const double* Xi = X + i * K + j0;
-      v8d x0, x1, x2, x3;
-      std::memcpy(&x0, Xi, sizeof x0);
-      std::memcpy(&x1, Xi + 8, sizeof x1);
-      std::memcpy(&x2, Xi + 16, sizeof x2);
-      std::memcpy(&x3, Xi + 24, sizeof x3);
+      std::memcpy(&x1, Xi + W, sizeof x1);
+      std::memcpy(&x2, Xi + 2 * W, sizeof x2);
+      std::memcpy(&x3, Xi + 3 * W, sizeof x3);
       a0 += ui * x0;
       a1 += ui * x1;
       a2 += ui * x2;
       a3 += ui * x3;
     }
     std::memcpy(acc + j0, &a0, sizeof a0);
-    std::memcpy(acc + j0 + 8, &a1, sizeof a1);
-    std::memcpy(acc + j0 + 16, &a2, sizeof a2);
-    std::memcpy(acc + j0 + 24, &a3, sizeof a3);
+    std::memcpy(acc + j0 + W, &a1, sizeof a1);
+    std::memcpy(acc + j0 + 2 * W, &a2, sizeof a2);
+    std::memcpy(acc + j0 + 3 * W, &a3, sizeof a3);
   }
-  for (; j0 + 8 <= K; j0 += 8) {
-    v8d a0 = {};
+  for (; j0 + W <= K; j0 += W) {
+    V a0 = {};
     for (std::int64_t i = 0; i < K; ++i) {
-      v8d x0;
+      V x0;
       std::memcpy(&x0, X + i * K + j0, sizeof x0);
       a0 += u[i] * x0;
     }
@@ -107,10 +82,10 @@ KX_HD KX_FMA_OK inline void matvec_t(std::int64_t K, const double* KX_RESTRICT u
   }
 #endif
   if (j0 < K) {
-    for (std::int64_t j = j0; j < K; ++j) acc[j] = 0.0;
+    for (std::int64_t j = j0; j < K; ++j) acc[j] = T(0);
     for (std::int64_t i = 0; i < K; ++i) {
-      const double ui = u[i];
-      const double* KX_RESTRICT Xi = X + i * K;
+      const T ui = u[i];
+      const T* KX_RESTRICT Xi = X + i * K;
       for (std::int64_t j = j0; j < K; ++j) acc[j] += ui * Xi[j];
     }
   }
@@ -150,7 +125,7 @@ KX_HD inline void lse_step(std::int64_t K, const double* KX_RESTRICT prev, const
   bool slow_all = !(m > -math::kInf) || m == math::kInf;
   if (!slow_all) {
     for (std::int64_t i = 0; i < K; ++i) u[i] = math::exp(prev[i] - m);
-    matvec_t(K, u, X, acc);
+    matvec<double>(K, u, X, acc);
     for (std::int64_t j = 0; j < K; ++j) out[j] = h[j] + ((m + shift[j]) + math::log(acc[j]));
   }
   // One vectorised pass tells whether any entry needs the fallback.
@@ -159,53 +134,6 @@ KX_HD inline void lse_step(std::int64_t K, const double* KX_RESTRICT prev, const
     for (std::int64_t j = 0; j < K; ++j) any_small |= !(acc[j] >= kTiny) ? 1 : 0;
   for (std::int64_t j = 0; j < K && any_small; ++j)
     if (slow_all || !(acc[j] >= kTiny)) out[j] = h[j] + exact_lse(K, prev, Mlog, transposed, j);
-}
-
-/// acc[j] = sum_i u[i] X[i,j] in single precision (float32 inputs): 16 lanes
-/// a vector, i in order for every column, fused where the ISA has FMA.
-KX_HD KX_FMA_OK inline void matvec_f32(std::int64_t K, const float* KX_RESTRICT u,
-                                       const float* KX_RESTRICT X, float* KX_RESTRICT acc) {
-  std::int64_t j0 = 0;
-#if defined(__GNUC__) && !defined(__CUDACC__)
-  typedef float v16f __attribute__((vector_size(64)));
-  for (; j0 + 64 <= K; j0 += 64) {
-    v16f a0 = {}, a1 = {}, a2 = {}, a3 = {};
-    for (std::int64_t i = 0; i < K; ++i) {
-      const float ui = u[i];
-      const float* Xi = X + i * K + j0;
-      v16f x0, x1, x2, x3;
-      std::memcpy(&x0, Xi, sizeof x0);
-      std::memcpy(&x1, Xi + 16, sizeof x1);
-      std::memcpy(&x2, Xi + 32, sizeof x2);
-      std::memcpy(&x3, Xi + 48, sizeof x3);
-      a0 += ui * x0;
-      a1 += ui * x1;
-      a2 += ui * x2;
-      a3 += ui * x3;
-    }
-    std::memcpy(acc + j0, &a0, sizeof a0);
-    std::memcpy(acc + j0 + 16, &a1, sizeof a1);
-    std::memcpy(acc + j0 + 32, &a2, sizeof a2);
-    std::memcpy(acc + j0 + 48, &a3, sizeof a3);
-  }
-  for (; j0 + 16 <= K; j0 += 16) {
-    v16f a0 = {};
-    for (std::int64_t i = 0; i < K; ++i) {
-      v16f x0;
-      std::memcpy(&x0, X + i * K + j0, sizeof x0);
-      a0 += u[i] * x0;
-    }
-    std::memcpy(acc + j0, &a0, sizeof a0);
-  }
-#endif
-  if (j0 < K) {
-    for (std::int64_t j = j0; j < K; ++j) acc[j] = 0.0f;
-    for (std::int64_t i = 0; i < K; ++i) {
-      const float ui = u[i];
-      const float* KX_RESTRICT Xi = X + i * K;
-      for (std::int64_t j = j0; j < K; ++j) acc[j] += ui * Xi[j];
-    }
-  }
 }
 
 /// lse_step for float32 inputs: the exponentials, the product and the
@@ -223,7 +151,7 @@ KX_HD inline void lse_step_f32(std::int64_t K, const double* KX_RESTRICT prev, c
   int any_small = slow_all ? 1 : 0;
   if (!slow_all) {
     for (std::int64_t i = 0; i < K; ++i) u[i] = math::expf(static_cast<float>(prev[i] - m));
-    matvec_f32(K, u, X32, acc);
+    matvec<float>(K, u, X32, acc);
     for (std::int64_t j = 0; j < K; ++j)
       out[j] = h[j] + ((m + shift[j]) + static_cast<double>(math::logf(acc[j])));
     for (std::int64_t j = 0; j < K; ++j) any_small |= !(acc[j] >= 1e-30f) ? 1 : 0;

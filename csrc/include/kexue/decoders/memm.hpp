@@ -124,7 +124,7 @@ KX_HD inline void memm_step_matrix(const MemmParams& p, std::int64_t l, const do
   const double hm0 = math::max_of(z, K);
   const double hm = (hm0 > -math::kInf && hm0 < math::kInf) ? hm0 : 0.0;
   for (std::int64_t k = 0; k < K; ++k) e[k] = math::exp(z[k] - hm);
-  matvec_t(K, e, p.EGT, Zn);
+  matvec<double>(K, e, p.EGT, Zn);
   for (std::int64_t j = 0; j < K; ++j) {
     double* Sj = S + j * K;
     const double* Gj = p.G + j * K;
