@@ -29,6 +29,7 @@ inline Array view(const py::array& a, const char* op, const char* name) {
   else if (kind == 'i' && size == 4) t = DType::Int32;
   else if (kind == 'i' && size == 8) t = DType::Int64;
   else if (kind == 'b' && size == 1) t = DType::Bool;
+  else if (kind == 'u' && size == 2) t = DType::UInt16;
   std::vector<std::int64_t> shape(static_cast<std::size_t>(a.ndim()));
   for (py::ssize_t i = 0; i < a.ndim(); ++i) shape[static_cast<std::size_t>(i)] = a.shape(i);
   return Array(const_cast<void*>(a.data()), t, std::move(shape), py::str(dt).cast<std::string>());

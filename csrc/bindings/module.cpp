@@ -16,6 +16,7 @@ void register_crf(py::module_& m);
 void register_memm(py::module_& m);
 void register_losses(py::module_& m);
 void register_global_pointer(py::module_& m);
+void register_optim(py::module_& m);
 }  // namespace bind
 }  // namespace kexue
 
@@ -49,4 +50,5 @@ PYBIND11_MODULE(_core, m) {
   kexue::bind::register_memm(m);
   kexue::bind::register_losses(m);
   kexue::bind::register_global_pointer(m);
+  kexue::bind::register_optim(m);
 }

@@ -11,6 +11,7 @@
 #include "cpu/decoders_plan.hpp"
 #include "cpu/gemm_plan.hpp"
 #include "cpu/losses_plan.hpp"
+#include "cpu/optim_plan.hpp"
 #include "cpu/dispatch.hpp"
 #include "kexue/core/error.hpp"
 
@@ -21,17 +22,20 @@ namespace scalar {
 const DecoderKernels& decoder_kernels();
 const LossKernels& loss_kernels();
 const GemmKernels& gemm_kernels();
+const OptimKernels& optim_kernels();
 }  // namespace scalar
 #if defined(KEXUE_X86_SIMD)
 namespace avx2 {
 const DecoderKernels& decoder_kernels();
 const LossKernels& loss_kernels();
 const GemmKernels& gemm_kernels();
+const OptimKernels& optim_kernels();
 }  // namespace avx2
 namespace avx512 {
 const DecoderKernels& decoder_kernels();
 const LossKernels& loss_kernels();
 const GemmKernels& gemm_kernels();
+const OptimKernels& optim_kernels();
 }  // namespace avx512
 #endif
 
@@ -135,6 +139,17 @@ const GemmKernels& gemm_kernels() {
   }
 #endif
   return scalar::gemm_kernels();
+}
+
+const OptimKernels& optim_kernels() {
+#if defined(KEXUE_X86_SIMD)
+  switch (simd_level()) {
+    case SimdLevel::Avx512: return avx512::optim_kernels();
+    case SimdLevel::Avx2: return avx2::optim_kernels();
+    default: break;
+  }
+#endif
+  return scalar::optim_kernels();
 }
 
 }  // namespace cpu

@@ -6,6 +6,7 @@
 #include "kexue/core/view.hpp"
 #include "kexue/crf.hpp"
 #include "kexue/global_pointer.hpp"
+#include "kexue/optim.hpp"
 #include "kexue/losses.hpp"
 #include "kexue/memm.hpp"
 #include "kexue/version.hpp"

@@ -15,7 +15,8 @@
 
 namespace kexue {
 
-enum class DType : std::uint8_t { Float32, Float64, Int32, Int64, Bool, Other };
+/// UInt16 holds bfloat16 bits (optimizer state with state_dtype="bfloat16").
+enum class DType : std::uint8_t { Float32, Float64, Int32, Int64, Bool, UInt16, Other };
 
 inline const char* dtype_name(DType d) {
   switch (d) {
@@ -24,6 +25,7 @@ inline const char* dtype_name(DType d) {
     case DType::Int32: return "int32";
     case DType::Int64: return "int64";
     case DType::Bool: return "bool";
+    case DType::UInt16: return "uint16";
     default: return "unsupported";
   }
 }
@@ -34,6 +36,7 @@ template <> struct dtype_of<double> { static constexpr DType value = DType::Floa
 template <> struct dtype_of<std::int32_t> { static constexpr DType value = DType::Int32; };
 template <> struct dtype_of<std::int64_t> { static constexpr DType value = DType::Int64; };
 template <> struct dtype_of<bool> { static constexpr DType value = DType::Bool; };
+template <> struct dtype_of<std::uint16_t> { static constexpr DType value = DType::UInt16; };
 
 /// A view of a C-contiguous array. `name` is the dtype's own name (e.g.
 /// "float16") when dtype is Other, so error messages can say what came.
