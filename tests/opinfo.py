@@ -563,5 +563,129 @@ def _more_entries():
     return E
 
 
-OPS = _entries() + _more_entries()
+# ------------------------------------------------------------------- optim
+# The functional updates are in place; their registry entries run a few steps
+# on copies and return the final params and states, so the generic tests
+# (core vs twin, threads, SIMD levels, errors) apply unchanged. (The runner
+# copies params, so strided/read-only params are tested in test_optim.py.)
+_OPTIM_SHAPES = [(1,), (7,), (1000,), (31, 33), (2, 3, 4, 5), (0,), (150, 3, 140)]
+
+
+def _optim_runner(fn, steps=3):
+    def run(params, grads, states, extra=None, **kw):
+        p = [x.copy() for x in params]
+        st = [None if s is None else [None if x is None else x.copy() for x in s] for s in states]
+        kw = dict(kw)
+        if extra:
+            kw.update({k: [x.copy() for x in v] for k, v in extra.items()})
+        for t in range(steps):
+            fn(p, grads[t], *st, t + 1, **kw)
+        out = p + [x for s in st if s for x in s if x is not None]
+        return out + [x for v in (extra and kw[k] for k in extra or ()) for x in v] if extra else out
+    return run
+
+
+def _optim_state(rule, shape, dtype, kw):
+    z = lambda shp=shape: np.zeros(shp, dtype)  # noqa: E731
+    if rule == "sgd_":
+        return [z() if kw.get("momentum", 0) else None]
+    if rule in ("adam_", "adamw_", "adax_", "lamb_"):
+        sd = np.uint16 if kw.pop("bf16", False) else dtype
+        return [np.zeros(shape, sd), np.zeros(shape, sd)]
+    if rule == "lion_":
+        sd = np.uint16 if kw.pop("bf16", False) else dtype
+        return [np.zeros(shape, sd)]
+    if rule == "adafactor_":
+        f = ref.optim.adafactor_shapes(shape, kw.pop("min_dim", 128))
+        m = z() if kw.get("beta1", 0) > 0 else None
+        return [m, z() if f is None else None, None if f is None else z(f[0]), None if f is None else z(f[1])]
+    if rule == "amos_":
+        shp = () if kw.pop("reduce_all", False) else shape
+        return [z(shp), z(shp)]
+    raise AssertionError(rule)
+
+
+_OPTIM_CASES = {
+    "sgd_": [dict(lr=0.1), dict(lr=0.1, momentum=0.9, dampening=0.1, weight_decay=0.01),
+             dict(lr=0.1, momentum=0.9, nesterov=True, grad_scale=0.5)],
+    "adam_": [dict(), dict(weight_decay=0.1, amsgrad=True), dict(lr=1e-2, beta1=0.3, bf16=True, seed=3)],
+    "adamw_": [dict(), dict(amsgrad=True, grad_scale=0.25), dict(bf16=True, seed=2**40 + 1)],
+    "adax_": [dict(), dict(weight_decay=0.1), dict(bf16=True, seed=9)],
+    "lion_": [dict(), dict(weight_decay=0.5, beta1=0.5), dict(bf16=True, seed=4)],
+    "lamb_": [dict(), dict(weight_decay=0.0, grad_scale=0.5)],
+    "adafactor_": [dict(), dict(min_dim=2, beta1=0.9), dict(min_dim=1, lr=1e-2, beta2=0.9,
+                                                              multiply_by_parameter_scale=False, d=0.5)],
+    "amos_": [dict(lr=0.01, eta=0.5), dict(lr=0.02, eta=0.1, reduce_all=True, finetune_rate=0.5)],
+}
+
+
+def _optim_samples(rule):
+    def samples(dtype, rng):
+        out = []
+        for case in _OPTIM_CASES[rule]:
+            kw = dict(case)
+            if kw.get("bf16") and dtype != np.float32:
+                continue
+            shapes = list(_OPTIM_SHAPES)
+            if case is _OPTIM_CASES[rule][0]:
+                shapes.append((200003,))  # several 64K chunks: threads must not matter
+            params = [rng.standard_normal(sh).astype(dtype) for sh in shapes]
+            grads = [[rng.standard_normal(sh).astype(dtype) for sh in shapes] for _ in range(3)]
+            states = None
+            extra = None
+            per = [_optim_state(rule, sh, dtype, dict(kw)) for sh in shapes]
+            for k in ("bf16", "min_dim", "reduce_all"):
+                kw.pop(k, None)
+            states = [list(col) if any(x is not None for x in col) else None for col in zip(*per)]
+            if kw.get("amsgrad"):
+                extra = {"max_exp_avg_sqs": [np.zeros(sh, dtype) for sh in shapes]}
+            out.append(Sample((params, grads, states, extra), kw, f"{rule} {case}"))
+        return out
+    return samples
+
+
+def _optim_errors(rule):
+    pre = r"^\[kexue\.optim\.%s\] " % rule.replace("_", r"_")
+    f = np.float64
+    good = ([np.zeros(3)], [[np.zeros(3)]] * 3)
+    st = lambda shape=(3,), dt=f: _optim_state(rule, shape, dt, {"momentum": 0.9})  # noqa: E731
+    kw = dict(lr=0.1, momentum=0.9) if rule == "sgd_" else dict(lr=0.01, eta=0.5) if rule == "amos_" else {}
+
+    def cols(states):
+        return [None if x is None else [x] for x in states]
+    E = [
+        ErrorInput(good + (cols(st()),), dict(kw, lr=-1.0), ValueError, pre + r"lr must be >= 0; got -1",
+                   "negative lr"),
+        ErrorInput(good + (cols(st()),), dict(kw, lr=float("nan")), ValueError, pre + "lr must be finite",
+                   "nan lr"),
+        ErrorInput(([np.zeros(3)], [[np.zeros(4)]] * 3, cols(st())), kw, ValueError,
+                   pre + r"grads\[0\] must have shape \(3,\) \(the shape of params\[0\]\); got \(4,\)", "grad shape"),
+        ErrorInput(([np.zeros(3)], [[np.zeros(3, np.float32)]] * 3, cols(st())), kw, TypeError,
+                   pre + r"grads\[0\] must have dtype float64", "grad dtype"),
+        ErrorInput(([np.zeros(3, np.int64)], [[np.zeros(3, np.int64)]] * 3, cols(st())), kw, TypeError,
+                   pre + r"params\[0\] must be float32 or float64; got int64", "int params"),
+    ]
+    if rule in ("adam_", "adamw_", "adax_", "lion_", "lamb_"):
+        E.append(ErrorInput(good + (cols(st()),), dict(beta1=1.0), ValueError, pre + r"beta1 must be in \[0, 1\); got 1",
+                            "beta1 = 1"))
+        E.append(ErrorInput(good + ([[np.zeros(4)]] + cols(st())[1:],), {}, ValueError,
+                            pre + r"exp_avgs\[0\] must have shape \(3,\)", "state shape"))
+    if rule in ("adam_", "adamw_", "adax_"):
+        E.append(ErrorInput(good + (cols(st()),), dict(eps=-1e-8), ValueError, pre + r"eps must be >= 0", "eps"))
+    if rule in ("adam_", "adamw_", "adax_", "lion_"):
+        E.append(ErrorInput(good + ([[np.zeros(3, np.uint16)]] + cols(st())[1:],), {}, TypeError,
+                            pre + r"exp_avgs\[0\] is bfloat16 state \(uint16\), which needs float32 params", "bf16 f64"))
+    return E
+
+
+def _optim_entries():
+    E = []
+    for rule in _OPTIM_CASES:
+        E.append(OpInfo(f"optim.{rule}", _optim_runner(getattr(kexue.optim.functional, rule)),
+                        _optim_runner(getattr(ref.optim, rule)), _optim_samples(rule),
+                        (lambda r=rule: _optim_errors(r)), noncontig=False))
+    return E
+
+
+OPS = _entries() + _more_entries() + _optim_entries()
 OPS_BY_NAME = {op.name: op for op in OPS}
