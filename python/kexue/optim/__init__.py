@@ -151,6 +151,17 @@ class Optimizer:
         self.lr = None if lr is None else self._check_lr(op, lr)
         self.step_count = 0
         self.state = [self._init_state(p) for p in params]
+        self._check_hyper()
+
+    def _check_hyper(self):
+        """Check the hyper-parameters now, not at the first step: run the update
+        on an empty list of arrays (the front door checks them; nothing moves)."""
+        saved = self.params, self.state
+        self.params, self.state = [], []
+        try:
+            self._update([], 1, self.lr if self.lr is not None else 0.0, 1.0)
+        finally:
+            self.params, self.state = saved
 
     # -- to be provided by subclasses
     def _init_state(self, p):  # pragma: no cover - abstract
@@ -227,9 +238,10 @@ class Optimizer:
                 raise ValueError(f"[kexue.{op}] state[{i}] must have slots {sorted(mine)}; got {sorted(theirs)}")
             for k, a in mine.items():
                 b = np.asarray(theirs[k])
-                if b.shape != a.shape or b.dtype != a.dtype:
-                    raise ValueError(f"[kexue.{op}] state[{i}][{k!r}] must be {a.dtype} {a.shape}; "
-                                     f"got {b.dtype} {b.shape}")
+                if b.dtype != a.dtype:
+                    raise TypeError(f"[kexue.{op}] state[{i}][{k!r}] must have dtype {a.dtype}; got {b.dtype}")
+                if b.shape != a.shape:
+                    raise ValueError(f"[kexue.{op}] state[{i}][{k!r}] must have shape {a.shape}; got {b.shape}")
         for mine, theirs in zip(self.state, states):
             for k, a in mine.items():
                 np.copyto(a, theirs[k])
@@ -544,16 +556,19 @@ class Amos(Optimizer):
         self.eps = _num(op, "eps", eps)
         self.finetune_rate = _num(op, "finetune_rate", finetune_rate)
         self.reduce_all = bool(reduce_all)
-        super().__init__(params, lr)
-        if isinstance(self.eta, list) and len(self.eta) != len(self.params):
-            raise ValueError(f"[kexue.{op}] eta must be one number or one per param ({len(self.params)}); "
+        if isinstance(self.eta, list) and isinstance(params, (list, tuple)) and len(self.eta) != len(params):
+            raise ValueError(f"[kexue.{op}] eta must be one number or one per param ({len(params)}); "
                              f"got {len(self.eta)}")
+        super().__init__(params, lr)
 
     def _init_state(self, p):
         shape = () if self.reduce_all else p.shape
         return {"exp_avg_sq": np.zeros(shape, p.dtype), "decay": np.zeros(shape, p.dtype)}
 
     def _update(self, grads, step, lr, grad_scale):
+        eta = self.eta
+        if isinstance(eta, list) and not self.params:  # the hyper-parameter check runs on no arrays
+            eta = eta[0] if eta else 0.5
         functional.amos_(self.params, grads, self._slot("exp_avg_sq"), self._slot("decay"), step, lr=lr,
-                         eta=self.eta, beta=self.beta, zeta=self.zeta, eps=self.eps,
+                         eta=eta, beta=self.beta, zeta=self.zeta, eps=self.eps,
                          finetune_rate=self.finetune_rate, grad_scale=grad_scale)

@@ -255,7 +255,10 @@ def lion_(params, grads, exp_avgs, step, *, lr=1e-4, beta1=0.9, beta2=0.99, weig
 
     c = beta1 m + (1 - beta1) g (in float64 for either dtype, so the sign never
     depends on the precision); p = p - lr (sign(c) + weight_decay p), sign(0) = 0;
-    then m = beta2 m + (1 - beta2) g. ``step`` only keys the bfloat16 rounding.
+    then m = beta2 m + (1 - beta2) g, also in float64 and rounded once (so a
+    float32 m is exactly the twin's, and sign(c) cannot flip on an ulp; bfloat16
+    state uses the float32 recipe of the module docstring). ``step`` only keys
+    the bfloat16 rounding.
 
     Examples
     --------
@@ -400,7 +403,13 @@ def amos_(params, grads, exp_avg_sqs, decays, step, *, lr, eta, beta=0.999, zeta
     """
     op = "optim.amos_"
     p, g, (v, b) = _lists(op, params, grads, exp_avg_sqs, decays)
-    etas = [_num(op, "eta", e) for e in eta] if _is_list(eta) else [_num(op, "eta", eta)]
+    if _is_list(eta):
+        if len(eta) != len(p):
+            raise ValueError(f"[kexue.{op}] eta must be one number or a list with one per array ({len(p)}); "
+                             f"got a list of {len(eta)}")
+        etas = [_num(op, "eta", e) for e in eta]
+    else:
+        etas = [_num(op, "eta", eta)]
     _core.optim_amos(p, g, v, b, _step(op, step), lr=_num(op, "lr", lr), eta=etas,
                      beta=_num(op, "beta", beta), zeta=_num(op, "zeta", zeta), eps=_num(op, "eps", eps),
                      finetune_rate=_num(op, "finetune_rate", finetune_rate),
