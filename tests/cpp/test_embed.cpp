@@ -360,6 +360,42 @@ void run_parallel() {
   kexue::set_num_threads(before);
 }
 
+// The optimizers through the installed package: AdamW's two steps of spec C2,
+// Philox's known answer, and a bad call that throws before writing anything.
+void run_optim() {
+  double p[3] = {0.5, -1.0, 2.0}, m[3] = {}, v[3] = {};
+  const double g1[3] = {0.1, -0.2, 0.3}, g2[3] = {-0.05, 0.1, 0.4};
+  const double* gs[2] = {g1, g2};
+  for (int t = 1; t <= 2; ++t) {
+    kexue::optim::Slot sl;
+    sl.param = kexue::Array::of(p, {3});
+    sl.grad = kexue::Array::of(gs[t - 1], {3});
+    sl.state = {kexue::Array::of(m, {3}), kexue::Array::of(v, {3})};
+    kexue::optim::AdamOptions o;
+    o.weight_decay = 0.01;
+    o.decoupled = true;
+    kexue::optim::StepInfo si;
+    si.step = t;
+    kexue::optim::adam({sl}, o, si);
+  }
+  check_close(p[0], 0.49872367, 1e-8, "optim.adam (AdamW) step 2 p[0] == 0.49872367");
+  check_close(p[2], 1.99796269, 1e-8, "optim.adam (AdamW) step 2 p[2] == 1.99796269");
+  std::uint32_t c0 = 0, c1 = 0, c2 = 0, c3 = 0;
+  kexue::philox4x32_10(c0, c1, c2, c3, 0, 0);
+  check(c0 == 0x6627e8d5u && c1 == 0xe169c58du && c2 == 0xbc57ac4cu && c3 == 0x9b00dbd8u,
+        "philox4x32_10 known answer (Random123)");
+  const double before = p[0];
+  kexue::optim::Slot bad;
+  bad.param = kexue::Array::of(p, {3});
+  bad.grad = kexue::Array::of(g1, {3});
+  bad.state = {kexue::Array::of(m, {3}), kexue::Array::of(v, {2})};
+  expect_error(
+      [&] { kexue::optim::adam({bad}, kexue::optim::AdamOptions{}, kexue::optim::StepInfo{}); },
+      kexue::ErrorKind::Value, "[kexue.optim.adam_] exp_avg_sqs[0] must have shape (3,)",
+      "optim.adam: a state of the wrong shape throws ValueError-kind");
+  check(p[0] == before, "optim.adam: a failing call leaves the params unchanged");
+}
+
 }  // namespace
 
 int main() {
@@ -372,6 +408,7 @@ int main() {
   run_errors();
   run_parallel();
   run_spans();
+  run_optim();
   std::printf("%d passed, %d failed\n", g_passed, g_failed);
   return g_failed == 0 ? 0 : 1;
 }

@@ -3,6 +3,7 @@
 #include "kexue/config.hpp"
 #include "kexue/core/error.hpp"
 #include "kexue/core/parallel.hpp"
+#include "kexue/core/philox.hpp"
 #include "kexue/core/view.hpp"
 #include "kexue/crf.hpp"
 #include "kexue/global_pointer.hpp"
