@@ -161,6 +161,7 @@ void run_adafactor(OptPlan& pl, const OptimKernels& k) {
       sp[i] = item_sum(c, part, i, 1);
       continue;
     }
+    if (it.n == 0) continue;  // no statistics from no elements: the state stays as it is
     for (std::uint32_t r = rfirst[i]; r < rfirst[i + 1]; ++r) sp[i] += rpart[2 * r + 1];
     // Y-type sums (over the lo axis) per outer index, in chunk order.
     const std::int64_t L = it.P1 * it.nb * it.P2, XL = it.P1 * it.P2;

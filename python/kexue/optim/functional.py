@@ -30,7 +30,9 @@ step, position of the array in the list): element e of array a uses word
 takes its low 16 bits, v its high 16. Results are thus reproducible and
 independent of the thread count. Effect on accuracy: the moments carry 8
 mantissa bits (relative rounding noise up to 2^-8 per step, zero mean);
-parameters stay float32.
+parameters stay float32. Measured (tests/test_optim.py): AdamW on a 512x256
+least-squares problem follows the float32-state run to 0.2-0.3% of the
+parameters after 300 steps and reaches the same point (2e-7) after 2000.
 
 Every function has a numpy twin of the same name in
 :mod:`kexue.reference.optim`. Formulas: the issue's spec, section C.
