@@ -4,7 +4,10 @@ Every bench module exposes ``run(quick, threads) -> list[Row]``; it checks each
 implementation's answer against the reference before timing it, then records
 one :class:`Row` per (case, implementation). ``print_table`` groups the rows
 per case, one column per implementation, plus the ratio ``peer / kexue`` for
-each peer (above 1 means kexue is faster).
+each peer (above 1 means kexue is faster). Bandwidth-bound cases may give the
+kexue row the bytes one call must move and the memory bandwidth measured in
+the same run (:func:`stream_bandwidth`); the table then adds kexue's
+effective GB/s and its percent of that bandwidth.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -41,7 +45,13 @@ class Case:
 
 @dataclass(frozen=True)
 class Row:
-    """The median time of one implementation on one case (``seconds`` None = not run)."""
+    """The median time of one implementation on one case (``seconds`` None = not run).
+
+    ``nbytes`` (optional): the bytes one call must move, reads + writes, for
+    bandwidth-bound cases; ``bandwidth`` (optional): the memory bandwidth in
+    bytes/s measured in the same run at this thread count (the floor). Set on
+    the kexue row, they add the "kx GB/s" and "kx %bw" columns to the table.
+    """
 
     area: str
     op: str
@@ -50,14 +60,25 @@ class Row:
     threads: int
     impl: str
     seconds: float | None
+    nbytes: float | None = None
+    bandwidth: float | None = None
 
     @property
     def case(self) -> Case:
         return Case(self.area, self.op, self.shape, self.dtype, self.threads)
 
 
-def row(case: Case, impl: str, seconds: float | None) -> Row:
-    return Row(case.area, case.op, case.shape, case.dtype, case.threads, impl, seconds)
+def row(
+    case: Case,
+    impl: str,
+    seconds: float | None,
+    *,
+    nbytes: float | None = None,
+    bandwidth: float | None = None,
+) -> Row:
+    return Row(
+        case.area, case.op, case.shape, case.dtype, case.threads, impl, seconds, nbytes, bandwidth
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -161,20 +182,160 @@ def assert_equal(what: str, got, want) -> None:
 # memory bandwidth
 
 
-def copy_bandwidth(nbytes: int = 256 << 20, repeats: int = 5) -> float:
+def _chunked(pool: ThreadPoolExecutor | None, n: int, threads: int, fn) -> None:
+    """``fn(start, stop)`` over ``threads`` contiguous slices of ``range(n)``, in parallel.
+
+    numpy releases the GIL inside copies and ufunc loops, so Python threads
+    each streaming their own slice measure a multi-threaded bandwidth.
+    """
+    if pool is None or threads <= 1:
+        fn(0, n)
+        return
+    step = -(-n // threads)
+    step = -(-step // 4096) * 4096  # page-sized slices
+    bounds = [(i, min(n, i + step)) for i in range(0, n, step)]
+    for f in [pool.submit(fn, a, b) for a, b in bounds]:
+        f.result()
+
+
+def _best(fn: Callable[[], object], repeats: int) -> float:
+    """The shortest of ``repeats`` timed calls (after one untimed warm-up)."""
+    fn()
+    best = float("inf")
+    for _ in range(max(1, repeats)):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def copy_bandwidth(nbytes: int = 256 << 20, repeats: int = 5, threads: int = 1) -> float:
     """Memory bandwidth in bytes/s: the best of ``repeats`` numpy copies of an
     ``nbytes`` array into another (both touched first), counting read + write
-    (``2 * nbytes`` per copy). numpy copies on one thread.
+    (``2 * nbytes`` per copy). numpy copies on one thread; ``threads`` > 1
+    copies that many slices on as many Python threads at once.
     """
     src = np.ones(max(1, nbytes // 8), dtype=np.float64)
     dst = np.empty_like(src)
     dst.fill(0.0)
-    best = float("inf")
-    for _ in range(max(1, repeats)):
-        t0 = time.perf_counter()
-        np.copyto(dst, src)
-        best = min(best, time.perf_counter() - t0)
+    n = src.size
+    with ThreadPoolExecutor(threads) if threads > 1 else contextlib.nullcontext() as pool:
+
+        def copy() -> None:
+            _chunked(pool, n, threads, lambda a, b: np.copyto(dst[a:b], src[a:b]))
+
+        if threads <= 1:  # as before: no warm-up call, best of ``repeats``
+            best = float("inf")
+            for _ in range(max(1, repeats)):
+                t0 = time.perf_counter()
+                copy()
+                best = min(best, time.perf_counter() - t0)
+        else:
+            best = _best(copy, repeats)
     return 2.0 * src.nbytes / best
+
+
+@dataclass(frozen=True)
+class Bandwidth:
+    """Streaming-kernel bandwidths at one thread count (bytes/s, reads + writes counted).
+
+    ``rates`` maps a kernel's description to its best rate; ``floor_name``
+    names the one used as the floor: the fastest kernel that moves its
+    bytes in a single pass.
+    """
+
+    threads: int
+    array_bytes: int
+    repeats: int
+    rates: dict
+    floor_name: str
+
+    @property
+    def floor(self) -> float:
+        return self.rates[self.floor_name]
+
+    def describe(self) -> str:
+        parts = "; ".join(f"{k} {fmt_bandwidth(v)}" for k, v in self.rates.items())
+        return (
+            f"threads={self.threads}, float32 arrays of {self.array_bytes >> 20} MB, "
+            f"best of {self.repeats}: {parts}; floor = {self.floor_name}"
+        )
+
+    def merge(self, other: Bandwidth) -> Bandwidth:
+        """The best rate of each kernel over two measurements (e.g. the start and end of a run)."""
+        rates = dict(self.rates)
+        for k, v in other.rates.items():
+            rates[k] = max(v, rates.get(k, 0.0))
+        one_pass = [k for k in rates if k != BW_TRIAD_2PASS]
+        floor = max(one_pass, key=lambda k: rates[k])
+        return Bandwidth(self.threads, self.array_bytes, self.repeats + other.repeats, rates, floor)
+
+
+BW_COPY = "copy a=b (numpy, 2 arrays)"
+BW_ADD = "add a+=b (numpy, in place, one pass, 3 arrays)"
+BW_TRIAD = "triad a=b+s*c (torch.add, one pass, 3 arrays)"
+BW_TRIAD_2PASS = "triad a=b+s*c (numpy multiply+add, 2 passes, counted as 3 arrays: an estimate)"
+
+
+def stream_bandwidth(array_bytes: int = 128 << 20, repeats: int = 5, threads: int = 1) -> Bandwidth:
+    """STREAM-style bandwidths on three float32 arrays of ``array_bytes`` each, at ``threads``.
+
+    Bytes are counted the STREAM way (each array read or written once; the
+    write-allocate read of a write-only destination is not counted). Kernels:
+
+    - copy ``a = b``: numpy ``copyto`` (read + write);
+    - add ``a += b``: numpy ``add(a, b, out=a)``: one pass, two reads and
+      one write, and no write-allocate traffic because ``a`` is read first —
+      the access pattern of an in-place optimizer step;
+    - triad ``a = b + s*c`` in one pass with ``torch.add(b, c, alpha=s, out=a)``
+      when torch is already imported (its own threads set to ``threads``);
+    - triad with numpy, which has no one-pass ``b + s*c``:
+      ``multiply(c, s, out=a); add(a, b, out=a)`` moves 5 arrays but is
+      counted as STREAM's 3 — an estimate, never the floor.
+
+    numpy kernels run ``threads`` slices on as many Python threads (numpy
+    releases the GIL). The floor is the fastest one-pass kernel. Keep the
+    arrays well above the last-level cache (the default: 3 x 128 MB).
+    """
+    n = max(4096, array_bytes // 4)
+    a = np.zeros(n, dtype=np.float32)
+    a.fill(0.0)  # touch every page
+    b = np.full(n, 1.0, dtype=np.float32)
+    c = np.full(n, 2.0, dtype=np.float32)
+    s = np.float32(1e-3)
+    nb = a.nbytes
+    rates: dict[str, float] = {}
+    with ThreadPoolExecutor(threads) if threads > 1 else contextlib.nullcontext() as pool:
+        rates[BW_COPY] = 2 * nb / _best(
+            lambda: _chunked(pool, n, threads, lambda i, j: np.copyto(a[i:j], b[i:j])), repeats
+        )
+        # a stays small: 0 + many * 1e-3 * 1
+        rates[BW_ADD] = 3 * nb / _best(
+            lambda: _chunked(pool, n, threads, lambda i, j: np.add(a[i:j], b[i:j], out=a[i:j])),
+            repeats,
+        )
+        torch = sys.modules.get("torch")
+        if torch is not None:
+            old = torch.get_num_threads()
+            torch.set_num_threads(threads)
+            try:
+                ta, tb, tc = torch.from_numpy(a), torch.from_numpy(b), torch.from_numpy(c)
+                rates[BW_TRIAD] = 3 * nb / _best(
+                    lambda: torch.add(tb, tc, alpha=float(s), out=ta), repeats
+                )
+            finally:
+                torch.set_num_threads(old)
+
+        def triad_2pass(i: int, j: int) -> None:
+            np.multiply(c[i:j], s, out=a[i:j])
+            np.add(a[i:j], b[i:j], out=a[i:j])
+
+        rates[BW_TRIAD_2PASS] = 3 * nb / _best(
+            lambda: _chunked(pool, n, threads, triad_2pass), repeats
+        )
+    one_pass = [k for k in rates if k != BW_TRIAD_2PASS]
+    floor = max(one_pass, key=lambda k: rates[k])
+    return Bandwidth(threads, nb, repeats, rates, floor)
 
 
 def fmt_bandwidth(bps: float | None) -> str:
@@ -302,7 +463,9 @@ def print_table(rows: Sequence[Row], file=None) -> None:
 
     Columns: one median time per implementation ('-' where not run), then
     ``<peer>/kx`` = peer time / kexue time for every peer that has a time
-    (above 1: kexue is faster).
+    (above 1: kexue is faster). Where a kexue row carries ``nbytes``, two
+    more: "kx GB/s" = nbytes / kexue time, and "kx %bw" = that as a percent of
+    the row's ``bandwidth`` (the floor measured in the same run).
     """
     file = file or sys.stdout
     impls = [i for i in KNOWN_IMPLS if any(r.impl == i for r in rows)]
@@ -310,16 +473,23 @@ def print_table(rows: Sequence[Row], file=None) -> None:
         if r.impl not in impls:
             impls.append(r.impl)
     peers = [i for i in impls if i != "kexue" and any(r.impl == i and r.seconds for r in rows)]
+    with_bytes = any(r.impl == "kexue" and r.nbytes for r in rows)
+    with_bw = any(r.impl == "kexue" and r.nbytes and r.bandwidth for r in rows)
 
     groups: dict[tuple[str, str], list[Case]] = {}
     times: dict[tuple[Case, str], float | None] = {}
+    kx_rows: dict[Case, Row] = {}
     for r in rows:
         cases = groups.setdefault((r.area, r.op), [])
         if r.case not in cases:
             cases.append(r.case)
         times[(r.case, r.impl)] = r.seconds
+        if r.impl == "kexue":
+            kx_rows[r.case] = r
 
     head = ["shape", "dtype", "thr"] + impls + [f"{SHORT.get(p, p)}/kx" for p in peers]
+    head += ["kx GB/s"] if with_bytes else []
+    head += ["kx %bw"] if with_bw else []
     body: dict[tuple[str, str], list[list[str]]] = {}
     widths = [len(h) for h in head]
     for key, cases in groups.items():
@@ -329,6 +499,13 @@ def print_table(rows: Sequence[Row], file=None) -> None:
             cells = [c.shape, c.dtype, str(c.threads)]
             cells += [fmt_time(times.get((c, i))) for i in impls]
             cells += [fmt_ratio(ratio(times.get((c, p)), mine)) for p in peers]
+            kr = kx_rows.get(c)
+            have = kr is not None and kr.nbytes and mine
+            if with_bytes:
+                cells.append(f"{kr.nbytes / mine / 1e9:.1f}" if have else "-")
+            if with_bw:
+                pct = have and kr.bandwidth and 100.0 * kr.nbytes / kr.bandwidth / mine
+                cells.append(f"{pct:.0f}%" if pct else "-")
             lines.append(cells)
             widths = [max(w, len(x)) for w, x in zip(widths, cells)]
 
@@ -340,6 +517,11 @@ def print_table(rows: Sequence[Row], file=None) -> None:
     if peers:
         legend = "median times; <peer>/kx = peer time / kexue time (above 1: kexue faster)"
         print(f"\n({legend}; '-' = not run)", file=file)
+    if with_bytes:
+        legend = "kx GB/s = bytes one step must move (reads + writes) / kexue time"
+        if with_bw:
+            legend += "; kx %bw = that as a percent of the bandwidth floor measured in this run"
+        print(f"({legend})", file=file)
     for (area, op), lines in body.items():
         print(f"\n{area}: {op}", file=file)
         print(line(head), file=file)
