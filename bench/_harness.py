@@ -528,3 +528,19 @@ def print_table(rows: Sequence[Row], file=None) -> None:
         for cells in lines:
             print(line(cells), file=file)
     print(file=file)
+
+
+def main(doc: str, run: Callable, report: Callable, argv: Sequence[str] | None = None) -> int:
+    """The command line every bench file shares: --quick, --threads N..; the
+    machine header, ``run(quick, threads)`` -> rows, the table, ``report(rows)``."""
+    import argparse
+
+    p = argparse.ArgumentParser(description=doc.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="shorter timings; skip slow reference runs")
+    p.add_argument("--threads", type=int, nargs="+", default=[1, 2], metavar="N")
+    a = p.parse_args(argv)
+    print(machine_header(a.threads), flush=True)
+    rows = run(a.quick, a.threads)
+    print_table(rows)
+    report(rows)
+    return 0

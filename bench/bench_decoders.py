@@ -24,7 +24,6 @@ Run: ``python bench/bench_decoders.py [--quick] [--threads 1 2]`` or
 
 from __future__ import annotations
 
-import argparse
 import sys
 import warnings
 from collections.abc import Sequence
@@ -419,15 +418,7 @@ def report(rows: Sequence[Row], file=None) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--quick", action="store_true", help="shorter timings; skip slow reference runs")
-    p.add_argument("--threads", type=int, nargs="+", default=[1, 2], metavar="N")
-    a = p.parse_args(argv)
-    print(machine_header(a.threads), flush=True)
-    rows = run(a.quick, a.threads)
-    print_table(rows)
-    report(rows)
-    return 0
+    return _harness.main(__doc__, run, report, argv)
 
 
 if __name__ == "__main__":
