@@ -1201,3 +1201,33 @@ def test_bf16_state_effect_on_accuracy():
         assert np.linalg.norm(mid - mid32) / np.linalg.norm(mid32) < 1e-2
         end = run("bfloat16", 2000, seed)
         assert np.linalg.norm(end - end32) / np.linalg.norm(end32) < 1e-5
+
+
+def test_arrays_updated_in_place_must_not_share_memory():
+    """Two written arrays over the same memory would race between chunks (and
+    the result would depend on the thread count): refused, nothing written."""
+    F = optim.functional
+    p = np.arange(6, dtype=np.float64)
+    g = np.ones(6)
+    m, v = np.zeros(6), np.zeros(6)
+    before = p.copy()
+    with pytest.raises(ValueError, match=r"^\[kexue\.optim\.adamw_\] params\[1\] shares memory with params\[0\]"):
+        F.adamw_([p, p], [g, g], [m, np.zeros(6)], [v, np.zeros(6)], 1)
+    with pytest.raises(ValueError, match=r"shares memory with"):
+        F.adamw_([p], [g], [p], [v], 1)  # the state is the parameter itself
+    with pytest.raises(ValueError, match=r"shares memory with"):
+        F.sgd_([p[:4], p[2:]], [g[:4], g[2:]], [np.zeros(4), np.zeros(4)], 1, lr=0.1, momentum=0.9)
+    assert p.tobytes() == before.tobytes() and not m.any() and not v.any()
+    opt = optim.SGD([p, p], lr=0.1)
+    with pytest.raises(ValueError, match=r"^\[kexue\.optim\.sgd_\] params\[1\] shares memory with params\[0\]"):
+        opt.step([g, g])
+    assert p.tobytes() == before.tobytes() and opt.step_count == 0
+    gg = np.ones(5)
+    with pytest.raises(ValueError, match=r"^\[kexue\.optim\.clip_grad_norm_\] grads\[1\] shares memory with grads\[0\]"):
+        optim.clip_grad_norm_([gg, gg], 0.1)
+    with pytest.raises(ValueError, match=r"^\[kexue\.optim\.child_tuning_\] grads\[1\] shares memory"):
+        optim.child_tuning_([gg, gg[1:]], 0.5, seed=0)
+    assert (gg == 1).all()
+    # disjoint views of one buffer are fine
+    F.sgd_([p[:3], p[3:]], [g[:3], g[3:]], None, 1, lr=0.5)
+    assert np.allclose(p, before - 0.5)

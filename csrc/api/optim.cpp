@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <numeric>
 #include <string>
 
@@ -95,6 +96,41 @@ bool check_bf16(const char* op, const Slot& sl, std::size_t i, std::size_t nslot
   return any;
 }
 
+std::size_t itemsize(DType d) {
+  return d == DType::Float64 ? 8 : d == DType::UInt16 ? 2 : d == DType::Bool ? 1 : 4;
+}
+
+/// The arrays a step writes (params and the state it uses) must not share
+/// memory: chunks of one array would race with chunks of another, and the
+/// update would depend on the thread count.
+void check_disjoint(const char* op, const std::vector<Slot>& slots, const cpu::OptPlan& pl,
+                    const std::vector<const char*>& state_names, const char* param_name = "params") {
+  struct Span {
+    std::uintptr_t b, e;
+    std::string name;
+  };
+  std::vector<Span> spans;
+  auto add = [&](const void* ptr, const Array& a, std::string name) {
+    const std::size_t bytes = static_cast<std::size_t>(a.size()) * itemsize(a.dtype);
+    if (ptr == nullptr || bytes == 0) return;
+    const auto b = reinterpret_cast<std::uintptr_t>(ptr);
+    spans.push_back({b, b + bytes, std::move(name)});
+  };
+  for (std::size_t i = 0; i < slots.size(); ++i) {
+    add(pl.items[i].p, slots[i].param, nth(param_name, i));
+    for (std::size_t k = 0; k < state_names.size() && k < slots[i].state.size(); ++k)
+      add(pl.items[i].s[k], slots[i].state[k], nth(state_names[k], i));
+  }
+  std::sort(spans.begin(), spans.end(), [](const Span& x, const Span& y) { return x.b < y.b; });
+  std::size_t widest = 0;
+  for (std::size_t j = 1; j < spans.size(); ++j) {
+    if (spans[j].b < spans[widest].e)
+      fail(ErrorKind::Value, op, spans[j].name, " shares memory with ", spans[widest].name,
+           "; the arrays a step updates in place must not overlap");
+    if (spans[j].e > spans[widest].e) widest = j;
+  }
+}
+
 cpu::OptPlan base_plan(cpu::OptRule rule, DType dt, const std::vector<Slot>& slots, const StepInfo& s) {
   cpu::OptPlan pl;
   pl.rule = rule;
@@ -135,6 +171,7 @@ void sgd(const std::vector<Slot>& slots, const SgdOptions& o, const StepInfo& s)
   pl.dampening = o.dampening;
   pl.wd = o.weight_decay;
   pl.nesterov = o.nesterov;
+  check_disjoint(op, slots, pl, {"momentum_buffers"});
   cpu::optim_run(pl);
 }
 
@@ -163,6 +200,7 @@ void adam(const std::vector<Slot>& slots, const AdamOptions& o, const StepInfo& 
   pl.wd = o.weight_decay;
   pl.decoupled = o.decoupled;
   pl.amsgrad = o.amsgrad;
+  check_disjoint(op, slots, pl, {"exp_avgs", "exp_avg_sqs", "max_exp_avg_sqs"});
   cpu::optim_run(pl);
 }
 
@@ -188,6 +226,7 @@ void adax(const std::vector<Slot>& slots, const AdaxOptions& o, const StepInfo& 
   pl.beta2 = o.beta2;
   pl.eps = o.eps;
   pl.wd = o.weight_decay;
+  check_disjoint(op, slots, pl, {"exp_avgs", "exp_avg_sqs"});
   cpu::optim_run(pl);
 }
 
@@ -208,6 +247,7 @@ void lion(const std::vector<Slot>& slots, const LionOptions& o, const StepInfo& 
   pl.beta1 = o.beta1;
   pl.beta2 = o.beta2;
   pl.wd = o.weight_decay;
+  check_disjoint(op, slots, pl, {"exp_avgs"});
   cpu::optim_run(pl);
 }
 
@@ -230,6 +270,7 @@ void lamb(const std::vector<Slot>& slots, const LambOptions& o, const StepInfo& 
   pl.beta2 = o.beta2;
   pl.eps = o.eps;
   pl.wd = o.weight_decay;
+  check_disjoint(op, slots, pl, {"exp_avgs", "exp_avg_sqs"});
   cpu::optim_run(pl);
 }
 
@@ -303,6 +344,7 @@ void adafactor(const std::vector<Slot>& slots, const AdafactorOptions& o, const 
   pl.eps2 = o.eps2;
   pl.d = o.d;
   pl.mbps = o.multiply_by_parameter_scale;
+  check_disjoint(op, slots, pl, {"exp_avgs", "exp_avg_sqs", "exp_avg_sq_rows", "exp_avg_sq_cols"});
   cpu::optim_run(pl);
 }
 
@@ -333,6 +375,7 @@ void amos(const std::vector<Slot>& slots, const AmosOptions& o, const StepInfo& 
   pl.zeta = o.zeta;
   pl.eps = o.eps;
   pl.fr = o.finetune_rate;
+  check_disjoint(op, slots, pl, {"exp_avg_sqs", "decays"});
   cpu::optim_run(pl);
 }
 
@@ -346,6 +389,18 @@ DType check_grads(const char* op, const std::vector<Array>& grads) {
     if (i == 0) dt = grads[i].dtype;
   }
   return dt;
+}
+
+/// Gradients scaled in place must not share memory (see check_disjoint).
+void check_grads_disjoint(const char* op, const std::vector<Array>& grads) {
+  std::vector<Slot> slots(grads.size());
+  cpu::OptPlan pl;
+  pl.items.resize(grads.size());
+  for (std::size_t i = 0; i < grads.size(); ++i) {
+    slots[i].param = grads[i];
+    pl.items[i].p = grads[i].data;
+  }
+  check_disjoint(op, slots, pl, {}, "grads");
 }
 }  // namespace
 
@@ -361,6 +416,7 @@ double clip_grad_norm(const std::vector<Array>& grads, double max_norm, ClipMode
   const char* op = "optim.clip_grad_norm_";
   check_grads(op, grads);
   check_num(op, "max_norm", max_norm, 0.0, false);
+  check_grads_disjoint(op, grads);
   bool bad = false;
   const double n = std::sqrt(cpu::optim_sumsq(grads, &bad));
   if (bad || !std::isfinite(n)) return n;  // NaN or inf: the caller decides; nothing is scaled
@@ -374,6 +430,7 @@ void child_tuning(const std::vector<Array>& grads, double p, std::uint64_t seed,
   const char* op = "optim.child_tuning_";
   check_grads(op, grads);
   KX_CHECK_VALUE(std::isfinite(p) && p > 0.0 && p <= 1.0, op, "p must be in (0, 1]; got ", p);
+  check_grads_disjoint(op, grads);
   KX_CHECK_VALUE(step >= 0, op, "step must be >= 0; got ", step);
   const std::uint64_t thresh = static_cast<std::uint64_t>(std::floor(p * 4294967296.0));
   cpu::optim_child(grads, thresh, 1.0 / p, seed, step);
