@@ -91,5 +91,23 @@ void efficient_scores_backward(const Array& h, const Array& W, const Array& d_sc
                              opt.mask ? opt.mask->ptr<bool>() : nullptr, opt, dh, dW, dbias);
 }
 
+std::vector<Span> decode(const Array& scores, double threshold, const std::optional<Array>& mask,
+                         bool flat) {
+  const char* op = "global_pointer.decode";
+  api::check_ndim(op, scores, "scores", 4, "[B,E,T,T]");
+  api::check_float(op, scores, "scores");
+  KX_CHECK_VALUE(scores.dim(2) == scores.dim(3), op, "scores must be [B,E,T,T] (square in the last two axes); got shape ",
+                 scores.shape_str());
+  KX_CHECK_VALUE(!std::isnan(threshold), op, "threshold must not be NaN");
+  const bool* m = nullptr;
+  if (mask) {
+    api::check_ndim(op, *mask, "mask", 2, "[B,T]");
+    api::check_dtype(op, *mask, "mask", DType::Bool);
+    api::check_shape(op, *mask, "mask", {scores.dim(0), scores.dim(2)}, "[B,T]");
+    m = mask->ptr<bool>();
+  }
+  return cpu::gp_decode(scores, threshold, m, flat);
+}
+
 }  // namespace global_pointer
 }  // namespace kexue

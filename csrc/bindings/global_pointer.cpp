@@ -1,5 +1,7 @@
 // csrc/bindings/global_pointer.cpp - kexue._core.gp_*: numpy in, outputs
 // allocated, the GIL released around the kernel.
+#include <cstring>
+
 #include "bindings/convert.hpp"
 #include "kexue/global_pointer.hpp"
 
@@ -103,6 +105,23 @@ void register_global_pointer(py::module_& m) {
         return py::make_tuple(dh, dW, db);
       },
       py::arg("h"), py::arg("W"), py::arg("d_scores"), py::arg("bias") = py::none(), KX_GP_OPTS);
+  m.def(
+      "gp_decode",
+      [](const py::array& scores, double threshold, const OptArr& mask, bool flat) {
+        const char* op = "global_pointer.decode";
+        const Array s = view(scores, op, "scores");
+        const std::optional<Array> mk = view(mask, op, "mask");
+        std::vector<global_pointer::Span> spans;
+        {
+          py::gil_scoped_release nogil;
+          spans = global_pointer::decode(s, threshold, mk, flat);
+        }
+        py::array_t<std::int64_t> out({static_cast<py::ssize_t>(spans.size()), static_cast<py::ssize_t>(4)});
+        if (!spans.empty()) std::memcpy(out.mutable_data(), spans.data(), spans.size() * sizeof(global_pointer::Span));
+        return out;
+      },
+      py::arg("scores"), py::kw_only(), py::arg("threshold"), py::arg("mask") = py::none(),
+      py::arg("flat") = false);
 }
 
 }  // namespace bind

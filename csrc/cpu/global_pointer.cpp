@@ -3,8 +3,10 @@
 // through the per-ISA kernel (gemm_plan.hpp), masks applied after, parallel
 // over (batch, type) -- or over the batch for Efficient GlobalPointer, whose
 // weight gradients are reduced in batch order (thread-count independent).
+// Decoding: one list of spans per batch row, joined in row order.
 #include "cpu/global_pointer.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <vector>
@@ -341,6 +343,71 @@ void gp_efficient_backward(const GpShape& s, const Array& h, const Array& W, con
     efficient_backward_t<float>(s, h, W, ds, bias, mask, opt, dh, dW, dbias);
   else
     efficient_backward_t<double>(s, h, W, ds, bias, mask, opt, dh, dW, dbias);
+}
+
+namespace {
+
+template <class F>
+void decode_row(const F* s, std::int64_t b, std::int64_t E, std::int64_t T, double threshold,
+                const bool* mask, bool flat, std::vector<global_pointer::Span>& out) {
+  const bool* m = mask ? mask + b * T : nullptr;
+  std::vector<double> val;
+  for (std::int64_t e = 0; e < E; ++e) {
+    const F* se = s + (b * E + e) * T * T;
+    for (std::int64_t i = 0; i < T; ++i) {
+      if (m && !m[i]) continue;
+      for (std::int64_t j = 0; j < T; ++j) {
+        const double v = static_cast<double>(se[i * T + j]);
+        if (!(v > threshold) || (m && !m[j])) continue;
+        out.push_back({b, e, i, j});
+        val.push_back(v);
+      }
+    }
+  }
+  if (!flat || out.empty()) return;
+  // Greedy by descending score; ties keep the lexicographic order (stable).
+  std::vector<std::size_t> order(out.size());
+  for (std::size_t r = 0; r < order.size(); ++r) order[r] = r;
+  std::stable_sort(order.begin(), order.end(), [&](std::size_t x, std::size_t y) { return val[x] > val[y]; });
+  std::vector<char> keep(out.size(), 0);
+  std::vector<std::pair<std::int64_t, std::int64_t>> taken;
+  for (std::size_t r : order) {
+    const std::int64_t i = out[r][2], j = out[r][3];
+    bool free = true;
+    for (const auto& t : taken)
+      if (!(j < t.first || t.second < i)) {
+        free = false;
+        break;
+      }
+    if (free) {
+      taken.emplace_back(i, j);
+      keep[r] = 1;
+    }
+  }
+  std::size_t w = 0;
+  for (std::size_t r = 0; r < out.size(); ++r)
+    if (keep[r]) out[w++] = out[r];
+  out.resize(w);
+}
+
+}  // namespace
+
+std::vector<global_pointer::Span> gp_decode(const Array& scores, double threshold, const bool* mask,
+                                            bool flat) {
+  const std::int64_t B = scores.dim(0), E = scores.dim(1), T = scores.dim(2);
+  std::vector<std::vector<global_pointer::Span>> rows(static_cast<std::size_t>(B));
+  parallel_for(B, 1, [&](std::int64_t b0, std::int64_t b1) {
+    for (std::int64_t b = b0; b < b1; ++b) {
+      auto& out = rows[static_cast<std::size_t>(b)];
+      if (scores.dtype == DType::Float32)
+        decode_row(scores.ptr<float>(), b, E, T, threshold, mask, flat, out);
+      else
+        decode_row(scores.ptr<double>(), b, E, T, threshold, mask, flat, out);
+    }
+  });
+  std::vector<global_pointer::Span> all;
+  for (auto& r : rows) all.insert(all.end(), r.begin(), r.end());
+  return all;
 }
 
 }  // namespace cpu

@@ -2,6 +2,7 @@
 // (internal). Inputs are checked by csrc/api/global_pointer.cpp.
 #pragma once
 #include <cstdint>
+#include <vector>
 
 #include "kexue/global_pointer.hpp"
 
@@ -22,6 +23,10 @@ void gp_efficient(const GpShape& s, const Array& h, const Array& W, const Array*
 void gp_efficient_backward(const GpShape& s, const Array& h, const Array& W, const Array& ds,
                            const Array* bias, const bool* mask, const global_pointer::Options& opt,
                            const Array& dh, const Array& dW, const Array& dbias);
+
+/// Decode checked scores [B,E,T,T] (see kexue::global_pointer::decode).
+std::vector<global_pointer::Span> gp_decode(const Array& scores, double threshold, const bool* mask,
+                                            bool flat);
 
 }  // namespace cpu
 }  // namespace kexue

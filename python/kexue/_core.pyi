@@ -74,6 +74,7 @@ def gp_efficient_scores(h: _A, W: _A, bias: _O = ..., *, mask: _O = ..., rope: b
 def gp_efficient_scores_backward(h: _A, W: _A, d_scores: _A, bias: _O = ..., *, mask: _O = ...,
                                  rope: bool = ..., rope_base: float = ..., interleaved: bool = ...,
                                  tril_mask: bool = ...) -> Tuple[_A, _A, _A]: ...
+def gp_decode(scores: _A, *, threshold: float, mask: _O = ..., flat: bool = ...) -> _A: ...
 _L = List[Optional[_A]]
 def optim_sgd(params: _L, grads: _L, momentum_buffers: Optional[_L], step: int, *, lr: float,
               momentum: float, dampening: float, weight_decay: float, nesterov: bool,

@@ -149,7 +149,9 @@ def _scores4(op, s):
 def decode(scores, *, threshold=0.0, mask=None, flat=False):
     """Spans whose score is above ``threshold``: int64 [n,4] rows (batch, type, start, end).
 
-    Rows are sorted lexicographically. Nested and overlapping spans are all
+    Scores are compared with ``threshold`` in float64 (NaN and -inf cells never
+    decode); the work runs in C++ (``kexue::global_pointer::decode``), parallel
+    over batch rows. Rows are sorted lexicographically. Nested and overlapping spans are all
     returned (GlobalPointer's point); ``flat=True`` keeps, per batch row,
     spans greedily by descending score (ties in (type, start, end) order) and
     drops any that overlaps a kept span of any type -- flat NER. ``mask``
@@ -166,32 +168,9 @@ def decode(scores, *, threshold=0.0, mask=None, flat=False):
     Reference twin: :func:`kexue.reference.global_pointer.decode`.
     """
     op = "global_pointer.decode"
-    s = _scores4(op, scores)
-    B, E, T, _ = s.shape
-    cells = s > threshold
-    if mask is not None:
-        m = arr(mask)
-        if m.dtype != np.bool_:
-            raise TypeError(f"[kexue.{op}] mask must have dtype bool; got {m.dtype}")
-        if m.shape != (B, T):
-            raise ValueError(f"[kexue.{op}] mask must have shape {(B, T)} [B,T]; got {m.shape}")
-        cells &= m[:, None, :, None] & m[:, None, None, :]
-    spans = np.argwhere(cells).astype(np.int64)  # C order: already sorted
-    if not flat or len(spans) == 0:
-        return spans.reshape(-1, 4)
-    vals = s[tuple(spans.T)]
-    kept = []
-    for b in np.unique(spans[:, 0]):
-        rows = np.flatnonzero(spans[:, 0] == b)
-        # descending score; ties keep the lexicographic order (stable sort)
-        order = rows[np.argsort(-vals[rows], kind="stable")]
-        taken = []
-        for r in order:
-            _, _, i, j = spans[r]
-            if all(j < ti or tj < i for ti, tj in taken):
-                taken.append((i, j))
-                kept.append(r)
-    return spans[np.sort(np.array(kept, dtype=np.int64))]
+    if isinstance(threshold, (bool, np.bool_)) or not isinstance(threshold, (int, float, np.integer, np.floating)):
+        raise TypeError(f"[kexue.{op}] threshold must be a number; got {type(threshold).__name__}")
+    return _core.gp_decode(_scores4(op, scores), threshold=float(threshold), mask=arr(mask), flat=bool(flat))
 
 
 def _check_spans(op, spans, shape):

@@ -331,6 +331,15 @@ void run_spans() {
   check_close(sc[2], -0.642970, 1e-6, "global_pointer.scores s(0,2) == -0.642970");
   check(std::isinf(sc[1 * 4 + 0]) && sc[1 * 4 + 0] < 0, "global_pointer.scores: i > j is -inf");
   check(std::isinf(sc[0 * 4 + 3]) && sc[0 * 4 + 3] < 0, "global_pointer.scores: padding is -inf");
+  // Decoding: two nested-free spans above 0; flat keeps the higher of the overlapping pair.
+  double ds[9] = {-1, 2, -1, -1, -1, 1, -1, -1, -1};
+  const auto all = kexue::global_pointer::decode(kexue::Array::of(ds, {1, 1, 3, 3}), 0.0, std::nullopt, false);
+  check(all.size() == 2 && all[0] == kexue::global_pointer::Span{0, 0, 0, 1} &&
+            all[1] == kexue::global_pointer::Span{0, 0, 1, 2},
+        "global_pointer.decode finds (0,0,0,1) and (0,0,1,2)");
+  const auto flat = kexue::global_pointer::decode(kexue::Array::of(ds, {1, 1, 3, 3}), 0.0, std::nullopt, true);
+  check(flat.size() == 1 && flat[0] == kexue::global_pointer::Span{0, 0, 0, 1},
+        "global_pointer.decode(flat) keeps the higher-scoring overlapping span");
 }
 
 // parallel_for: every chunk runs once, and an exception thrown in a worker

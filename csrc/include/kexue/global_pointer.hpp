@@ -11,7 +11,10 @@
 // cells. Outputs are allocated by the caller in the inputs' dtype.
 // O(B E T^2 D), parallel over (b, e).
 #pragma once
+#include <array>
+#include <cstdint>
 #include <optional>
+#include <vector>
 
 #include "kexue/core/view.hpp"
 
@@ -35,6 +38,18 @@ KX_API void efficient_scores(const Array& h, const Array& W, const std::optional
 KX_API void efficient_scores_backward(const Array& h, const Array& W, const Array& d_scores,
                                       const std::optional<Array>& bias, const Options& opt,
                                       const Array& dh, const Array& dW, const Array& dbias);
+
+/// A decoded span: (batch, type, start, end).
+using Span = std::array<std::int64_t, 4>;
+
+/// Spans whose score is above `threshold` (compared in float64; NaN and -inf
+/// never decode), from scores [B,E,T,T] (float32 or float64) and an optional
+/// mask [B,T] (bool: spans touching a False token are dropped), in
+/// lexicographic order. flat: per batch row, keep spans greedily by
+/// descending score (ties in (type, start, end) order) and drop any that
+/// overlaps a kept span of any type. Parallel over batch rows.
+KX_API std::vector<Span> decode(const Array& scores, double threshold,
+                                const std::optional<Array>& mask, bool flat);
 
 }  // namespace global_pointer
 }  // namespace kexue
