@@ -2,9 +2,12 @@
 // every check, then the one dispatch point (the CPU backend).
 #include "kexue/global_pointer.hpp"
 
+#include <algorithm>
 #include <cmath>
+#include <vector>
 
 #include "api/checks.hpp"
+#include "kexue/losses.hpp"
 #include "cpu/global_pointer.hpp"
 
 namespace kexue {
@@ -107,6 +110,53 @@ std::vector<Span> decode(const Array& scores, double threshold, const std::optio
     m = mask->ptr<bool>();
   }
   return cpu::gp_decode(scores, threshold, m, flat);
+}
+
+void loss(const Array& scores, const Array& spans, const Array& loss_out, const Array* grad) {
+  const char* op = "global_pointer.loss";
+  api::check_ndim(op, scores, "scores", 4, "[B,E,T,T]");
+  api::check_float(op, scores, "scores");
+  KX_CHECK_VALUE(scores.dim(2) == scores.dim(3), op,
+                 "scores must be [B,E,T,T] (square in the last two axes); got shape ", scores.shape_str());
+  const std::int64_t B = scores.dim(0), E = scores.dim(1), T = scores.dim(2);
+  KX_CHECK_TYPE(spans.is_index(), op, "spans must be integers (int32 or int64); got ", spans.name);
+  KX_CHECK_VALUE(spans.ndim() == 2 && spans.dim(1) == 4, op,
+                 "spans must be [n,4] rows (batch, type, start, end); got shape ", spans.shape_str());
+  api::check_arg(op, loss_out, "loss", scores.dtype, {B, E}, "[B,E]");
+  if (grad) api::check_arg(op, *grad, "grad", scores.dtype, scores.shape, "[B,E,T,T]");
+  const std::int64_t n = spans.dim(0);
+  const std::int64_t limit[4] = {B, E, T, T};
+  const char* what[4] = {"batch", "type", "start", "end"};
+  std::vector<std::int64_t> rows(static_cast<std::size_t>(n)), count(static_cast<std::size_t>(B * E), 0);
+  auto at = [&](std::int64_t r, int c) -> std::int64_t {
+    return spans.dtype == DType::Int32 ? spans.ptr<std::int32_t>()[r * 4 + c] : spans.ptr<std::int64_t>()[r * 4 + c];
+  };
+  for (std::int64_t r = 0; r < n; ++r) {
+    for (int c = 0; c < 4; ++c) {
+      const std::int64_t v = at(r, c);
+      if (v < 0 || v >= limit[c])
+        fail(ErrorKind::Index, op, "spans ", what[c], " must be in [0, ", limit[c], "); got ", v, " in row ", r);
+    }
+    rows[static_cast<std::size_t>(r)] = at(r, 0) * E + at(r, 1);
+    ++count[static_cast<std::size_t>(rows[static_cast<std::size_t>(r)])];
+  }
+  std::int64_t P = 1;
+  for (std::int64_t c : count) P = std::max(P, c);
+  // Positives per (batch, type) as cell indices i*T + j, padded with -1.
+  std::vector<std::int64_t> index(static_cast<std::size_t>(B * E * P), -1), fill(count.size(), 0);
+  for (std::int64_t r = 0; r < n; ++r) {
+    const std::size_t row = static_cast<std::size_t>(rows[static_cast<std::size_t>(r)]);
+    index[row * static_cast<std::size_t>(P) + static_cast<std::size_t>(fill[row]++)] = at(r, 2) * T + at(r, 3);
+  }
+  const Array s2(scores.data, scores.dtype, {B * E, T * T});
+  const Array ix(index.data(), DType::Int64, {B * E, P});
+  const Array l2(loss_out.data, loss_out.dtype, {B * E});
+  if (grad) {
+    const Array g2(grad->data, grad->dtype, {B * E, T * T});
+    losses::sparse_multilabel_crossentropy(s2, ix, false, l2, &g2);
+  } else {
+    losses::sparse_multilabel_crossentropy(s2, ix, false, l2, nullptr);
+  }
 }
 
 }  // namespace global_pointer

@@ -122,6 +122,28 @@ void register_global_pointer(py::module_& m) {
       },
       py::arg("scores"), py::kw_only(), py::arg("threshold"), py::arg("mask") = py::none(),
       py::arg("flat") = false);
+  m.def(
+      "gp_loss",
+      [](const py::array& scores, const py::array& spans, bool return_grad) -> py::object {
+        const char* op = "global_pointer.loss";
+        const Array s = view(scores, op, "scores"), sp = view(spans, op, "spans");
+        const DType dt = float_out(s);
+        py::array loss = empty(dt, {static_cast<py::ssize_t>(dim_or0(s, 0)), static_cast<py::ssize_t>(dim_or0(s, 1))});
+        const Array lv = view(loss, op, "loss");
+        py::array grad;
+        Array gv;
+        if (return_grad) {
+          grad = empty(dt, std::vector<py::ssize_t>(s.shape.begin(), s.shape.end()));
+          gv = view(grad, op, "grad");
+        }
+        {
+          py::gil_scoped_release nogil;
+          global_pointer::loss(s, sp, lv, return_grad ? &gv : nullptr);
+        }
+        if (return_grad) return py::make_tuple(loss, grad);
+        return loss;
+      },
+      py::arg("scores"), py::arg("spans"), py::kw_only(), py::arg("return_grad") = false);
 }
 
 }  // namespace bind

@@ -26,7 +26,6 @@ import numpy as np
 
 from . import _core
 from ._util import arr
-from .losses import sparse_multilabel_crossentropy
 
 __all__ = [
     "decode",
@@ -198,7 +197,8 @@ def loss(scores, spans, *, return_grad=False):
 
     ``spans`` int [n,4] are the gold spans (batch, type, start, end); duplicates
     count once; -inf cells are excluded (a gold span on one is ignored). With
-    ``return_grad`` also d loss.sum() / d scores [B,E,T,T]. Reduce as your
+    ``return_grad`` also d loss.sum() / d scores [B,E,T,T] (C++:
+    ``kexue::global_pointer::loss``, the sparse loss on the [B*E, T*T] view). Reduce as your
     recipe says: NER scripts take the mean over all (batch, type); GPLinker
     sums over types and averages over the batch.
 
@@ -214,20 +214,7 @@ def loss(scores, spans, *, return_grad=False):
     s = _scores4(op, scores)
     B, E, T, _ = s.shape
     sp = _check_spans(op, spans, (B, E, T))
-    rows = sp[:, 0] * E + sp[:, 1]
-    cols = sp[:, 2] * T + sp[:, 3]
-    counts = np.bincount(rows, minlength=B * E)
-    P = max(1, int(counts.max(initial=0)))
-    index = np.full((B * E, P), -1, dtype=np.int64)
-    order = np.argsort(rows, kind="stable")
-    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    slot = np.arange(len(rows)) - starts[rows[order]]
-    index[rows[order], slot] = cols[order]
-    out = sparse_multilabel_crossentropy(s.reshape(B * E, T * T), index,
-                                         return_grad=return_grad)
-    if return_grad:
-        return out[0].reshape(B, E), out[1].reshape(B, E, T, T)
-    return out.reshape(B, E)
+    return _core.gp_loss(s, sp, return_grad=bool(return_grad))
 
 
 def f1(pred_spans, gold_spans):

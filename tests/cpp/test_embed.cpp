@@ -340,6 +340,21 @@ void run_spans() {
   const auto flat = kexue::global_pointer::decode(kexue::Array::of(ds, {1, 1, 3, 3}), 0.0, std::nullopt, true);
   check(flat.size() == 1 && flat[0] == kexue::global_pointer::Span{0, 0, 0, 1},
         "global_pointer.decode(flat) keeps the higher-scoring overlapping span");
+  // The span loss of the Python docstring: 0.38934.
+  double ls[4] = {-2, 3, -2, -2}, lout[1] = {0.0}, lgrad[4] = {};
+  const std::int64_t gold[4] = {0, 0, 0, 1};
+  const auto lg = kexue::Array::of(lgrad, {1, 1, 2, 2});
+  kexue::global_pointer::loss(kexue::Array::of(ls, {1, 1, 2, 2}), kexue::Array::of(gold, {1, 4}),
+                              kexue::Array::of(lout, {1, 1}), &lg);
+  check_close(lout[0], 0.38934, 1e-5, "global_pointer.loss == 0.38934");
+  const std::int64_t bad[4] = {0, 0, 0, 2};
+  expect_error(
+      [&] {
+        kexue::global_pointer::loss(kexue::Array::of(ls, {1, 1, 2, 2}), kexue::Array::of(bad, {1, 4}),
+                                    kexue::Array::of(lout, {1, 1}), nullptr);
+      },
+      kexue::ErrorKind::Index, "[kexue.global_pointer.loss] spans end must be in [0, 2); got 2",
+      "global_pointer.loss: an end outside [0, T) throws IndexError-kind");
 }
 
 // parallel_for: every chunk runs once, and an exception thrown in a worker

@@ -51,5 +51,13 @@ using Span = std::array<std::int64_t, 4>;
 KX_API std::vector<Span> decode(const Array& scores, double threshold,
                                 const std::optional<Array>& mask, bool flat);
 
+/// The sparse ZLPR loss of each (batch, type) over its T*T span cells:
+/// scores [B,E,T,T] (float32/float64), gold spans [n,4] int32/int64 rows
+/// (batch, type, start, end; duplicates count once; a span on a -inf cell is
+/// ignored); loss [B,E] and, when grad is given, d loss.sum() / d scores
+/// [B,E,T,T], both in the scores' dtype. Equals
+/// losses::sparse_multilabel_crossentropy on the [B*E, T*T] view.
+KX_API void loss(const Array& scores, const Array& spans, const Array& loss, const Array* grad);
+
 }  // namespace global_pointer
 }  // namespace kexue
