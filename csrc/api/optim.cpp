@@ -100,35 +100,42 @@ std::size_t itemsize(DType d) {
   return d == DType::Float64 ? 8 : d == DType::UInt16 ? 2 : d == DType::Bool ? 1 : 4;
 }
 
-/// The arrays a step writes (params and the state it uses) must not share
-/// memory: chunks of one array would race with chunks of another, and the
-/// update would depend on the thread count.
-void check_disjoint(const char* op, const std::vector<Slot>& slots, const cpu::OptPlan& pl,
-                    const std::vector<const char*>& state_names, const char* param_name = "params") {
-  struct Span {
-    std::uintptr_t b, e;
-    std::string name;
-  };
-  std::vector<Span> spans;
-  auto add = [&](const void* ptr, const Array& a, std::string name) {
-    const std::size_t bytes = static_cast<std::size_t>(a.size()) * itemsize(a.dtype);
-    if (ptr == nullptr || bytes == 0) return;
-    const auto b = reinterpret_cast<std::uintptr_t>(ptr);
-    spans.push_back({b, b + bytes, std::move(name)});
-  };
-  for (std::size_t i = 0; i < slots.size(); ++i) {
-    add(pl.items[i].p, slots[i].param, nth(param_name, i));
-    for (std::size_t k = 0; k < state_names.size() && k < slots[i].state.size(); ++k)
-      add(pl.items[i].s[k], slots[i].state[k], nth(state_names[k], i));
-  }
-  std::sort(spans.begin(), spans.end(), [](const Span& x, const Span& y) { return x.b < y.b; });
+/// One array a call writes: its bytes and its argument name.
+struct Written {
+  std::uintptr_t b, e;
+  std::string name;
+};
+
+void add_written(std::vector<Written>& w, const void* ptr, const Array& a, std::string name) {
+  const std::size_t bytes = static_cast<std::size_t>(a.size()) * itemsize(a.dtype);
+  if (ptr == nullptr || bytes == 0) return;
+  const auto b = reinterpret_cast<std::uintptr_t>(ptr);
+  w.push_back({b, b + bytes, std::move(name)});
+}
+
+/// The arrays a call writes must not share memory: chunks of one array would
+/// race with chunks of another, and the result would depend on the thread count.
+void check_disjoint(const char* op, std::vector<Written> w) {
+  std::sort(w.begin(), w.end(), [](const Written& x, const Written& y) { return x.b < y.b; });
   std::size_t widest = 0;
-  for (std::size_t j = 1; j < spans.size(); ++j) {
-    if (spans[j].b < spans[widest].e)
-      fail(ErrorKind::Value, op, spans[j].name, " shares memory with ", spans[widest].name,
+  for (std::size_t j = 1; j < w.size(); ++j) {
+    if (w[j].b < w[widest].e)
+      fail(ErrorKind::Value, op, w[j].name, " shares memory with ", w[widest].name,
            "; the arrays a step updates in place must not overlap");
-    if (spans[j].e > spans[widest].e) widest = j;
+    if (w[j].e > w[widest].e) widest = j;
   }
+}
+
+/// A step writes its params and the state slots the plan uses.
+void check_disjoint(const char* op, const std::vector<Slot>& slots, const cpu::OptPlan& pl,
+                    const std::vector<const char*>& state_names) {
+  std::vector<Written> w;
+  for (std::size_t i = 0; i < slots.size(); ++i) {
+    add_written(w, pl.items[i].p, slots[i].param, nth("params", i));
+    for (std::size_t k = 0; k < state_names.size() && k < slots[i].state.size(); ++k)
+      add_written(w, pl.items[i].s[k], slots[i].state[k], nth(state_names[k], i));
+  }
+  check_disjoint(op, std::move(w));
 }
 
 cpu::OptPlan base_plan(cpu::OptRule rule, DType dt, const std::vector<Slot>& slots, const StepInfo& s) {
@@ -393,14 +400,9 @@ DType check_grads(const char* op, const std::vector<Array>& grads) {
 
 /// Gradients scaled in place must not share memory (see check_disjoint).
 void check_grads_disjoint(const char* op, const std::vector<Array>& grads) {
-  std::vector<Slot> slots(grads.size());
-  cpu::OptPlan pl;
-  pl.items.resize(grads.size());
-  for (std::size_t i = 0; i < grads.size(); ++i) {
-    slots[i].param = grads[i];
-    pl.items[i].p = grads[i].data;
-  }
-  check_disjoint(op, slots, pl, {}, "grads");
+  std::vector<Written> w;
+  for (std::size_t i = 0; i < grads.size(); ++i) add_written(w, grads[i].data, grads[i], nth("grads", i));
+  check_disjoint(op, std::move(w));
 }
 }  // namespace
 

@@ -221,22 +221,38 @@ void optim_run(OptPlan& pl) {
   else run_elementwise(pl, k);
 }
 
-double optim_sumsq(const std::vector<Array>& grads, bool* bad) {
-  const OptimKernels& k = optim_kernels();
-  const Chunks c = split(grads.size(), [&](std::size_t i) { return grads[i].size(); });
-  std::vector<double> part(c.list.size(), 0.0);
-  std::vector<char> nonfinite(c.list.size(), 0);
+namespace {
+
+Chunks chunks_of(const std::vector<Array>& arrays) {
+  return split(arrays.size(), [&](std::size_t i) { return arrays[i].size(); });
+}
+
+/// fn(array index, chunk number, begin, end) over the chunks c of `arrays`, on the pool.
+template <class Fn>
+void each_chunk(const Chunks& c, const Fn& fn) {
   parallel_for(static_cast<std::int64_t>(c.list.size()), 1, [&](std::int64_t c0, std::int64_t c1) {
     for (std::int64_t j = c0; j < c1; ++j) {
-      const std::size_t jj = static_cast<std::size_t>(j);
-      const OptChunk& ch = c.list[jj];
-      bool b = false;
-      part[jj] = k.sumsq(grads[ch.item].data, grads[ch.item].dtype, ch.b, ch.e, &b);
-      nonfinite[jj] = b ? 1 : 0;
+      const OptChunk& ch = c.list[static_cast<std::size_t>(j)];
+      fn(ch.item, static_cast<std::size_t>(j), ch.b, ch.e);
     }
   });
-  double s = 0.0;
-  for (std::size_t j = 0; j < part.size(); ++j) {
+}
+
+}  // namespace
+
+double optim_sumsq(const std::vector<Array>& grads, bool* bad) {
+  const OptimKernels& k = optim_kernels();
+  const Chunks c = chunks_of(grads);
+  const std::size_t n = c.list.size();
+  std::vector<double> part(n, 0.0);
+  std::vector<char> nonfinite(n, 0);
+  each_chunk(c, [&](std::uint32_t a, std::size_t j, std::int64_t b, std::int64_t e) {
+    bool nf = false;
+    part[j] = k.sumsq(grads[a].data, grads[a].dtype, b, e, &nf);
+    nonfinite[j] = nf ? 1 : 0;
+  });
+  double s = 0.0;  // chunk order: the same for any thread count
+  for (std::size_t j = 0; j < n; ++j) {
     s += part[j];
     if (nonfinite[j]) *bad = true;
   }
@@ -245,24 +261,16 @@ double optim_sumsq(const std::vector<Array>& grads, bool* bad) {
 
 void optim_scale(const std::vector<Array>& grads, double f) {
   const OptimKernels& k = optim_kernels();
-  const Chunks c = split(grads.size(), [&](std::size_t i) { return grads[i].size(); });
-  parallel_for(static_cast<std::int64_t>(c.list.size()), 1, [&](std::int64_t c0, std::int64_t c1) {
-    for (std::int64_t j = c0; j < c1; ++j) {
-      const OptChunk& ch = c.list[static_cast<std::size_t>(j)];
-      k.scale(grads[ch.item].data, grads[ch.item].dtype, ch.b, ch.e, f);
-    }
+  each_chunk(chunks_of(grads), [&](std::uint32_t a, std::size_t, std::int64_t b, std::int64_t e) {
+    k.scale(grads[a].data, grads[a].dtype, b, e, f);
   });
 }
 
 void optim_child(const std::vector<Array>& grads, std::uint64_t thresh, double inv_p,
                  std::uint64_t seed, std::int64_t step) {
   const OptimKernels& k = optim_kernels();
-  const Chunks c = split(grads.size(), [&](std::size_t i) { return grads[i].size(); });
-  parallel_for(static_cast<std::int64_t>(c.list.size()), 1, [&](std::int64_t c0, std::int64_t c1) {
-    for (std::int64_t j = c0; j < c1; ++j) {
-      const OptChunk& ch = c.list[static_cast<std::size_t>(j)];
-      k.child(grads[ch.item].data, grads[ch.item].dtype, ch.b, ch.e, thresh, inv_p, ch.item, step, seed);
-    }
+  each_chunk(chunks_of(grads), [&](std::uint32_t a, std::size_t, std::int64_t b, std::int64_t e) {
+    k.child(grads[a].data, grads[a].dtype, b, e, thresh, inv_p, a, step, seed);
   });
 }
 

@@ -127,7 +127,7 @@ KX_HD inline W adax_param(W p, W m, W v, const AdaxCoef<W>& c) {
 
 struct LionCoef {
   double gs, b1, w1;  // c = b1 m + w1 g in float64 (the sign must not depend on W)
-  double lr, wd, b2, w2;
+  double b2, w2;      // m = b2 m + w2 g
 };
 
 /// sign(beta1 m + (1 - beta1) g), computed in float64 for either dtype.
