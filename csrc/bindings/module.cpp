@@ -12,6 +12,7 @@ namespace cuda {
 bool built();
 }
 namespace bind {
+void register_attention(py::module_& m);
 void register_crf(py::module_& m);
 void register_memm(py::module_& m);
 void register_losses(py::module_& m);
@@ -46,6 +47,7 @@ PYBIND11_MODULE(_core, m) {
         py::arg("level"), "Force the SIMD level (testing): scalar, avx2 or avx512.");
   m.def("compiler_info", [] { return std::string(KEXUE_COMPILER_ID); });
   m.def("cuda_built", &kexue::cuda::built);
+  kexue::bind::register_attention(m);
   kexue::bind::register_crf(m);
   kexue::bind::register_memm(m);
   kexue::bind::register_losses(m);

@@ -8,6 +8,7 @@
 #include <cstring>
 #include <string>
 
+#include "cpu/attention_plan.hpp"
 #include "cpu/decoders_plan.hpp"
 #include "cpu/gemm_plan.hpp"
 #include "cpu/losses_plan.hpp"
@@ -23,6 +24,7 @@ const DecoderKernels& decoder_kernels();
 const LossKernels& loss_kernels();
 const GemmKernels& gemm_kernels();
 const OptimKernels& optim_kernels();
+const AttnKernels& attn_kernels();
 }  // namespace scalar
 #if defined(KEXUE_X86_SIMD)
 namespace avx2 {
@@ -30,12 +32,14 @@ const DecoderKernels& decoder_kernels();
 const LossKernels& loss_kernels();
 const GemmKernels& gemm_kernels();
 const OptimKernels& optim_kernels();
+const AttnKernels& attn_kernels();
 }  // namespace avx2
 namespace avx512 {
 const DecoderKernels& decoder_kernels();
 const LossKernels& loss_kernels();
 const GemmKernels& gemm_kernels();
 const OptimKernels& optim_kernels();
+const AttnKernels& attn_kernels();
 }  // namespace avx512
 #endif
 
@@ -150,6 +154,17 @@ const OptimKernels& optim_kernels() {
   }
 #endif
   return scalar::optim_kernels();
+}
+
+const AttnKernels& attn_kernels() {
+#if defined(KEXUE_X86_SIMD)
+  switch (simd_level()) {
+    case SimdLevel::Avx512: return avx512::attn_kernels();
+    case SimdLevel::Avx2: return avx2::attn_kernels();
+    default: break;
+  }
+#endif
+  return scalar::attn_kernels();
 }
 
 }  // namespace cpu

@@ -1,5 +1,6 @@
 // kexue/kexue.hpp - umbrella header: everything an embedder needs.
 #pragma once
+#include "kexue/attention.hpp"
 #include "kexue/config.hpp"
 #include "kexue/core/error.hpp"
 #include "kexue/core/parallel.hpp"

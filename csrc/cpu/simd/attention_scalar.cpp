@@ -1,0 +1,3 @@
+// The attention loops compiled for the scalar level (flags: CMakeLists.txt).
+#define KEXUE_ISA_NS scalar
+#include "cpu/simd/attention_kernels.inc"
