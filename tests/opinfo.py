@@ -14,6 +14,7 @@ from typing import Any, Callable
 import numpy as np
 
 import kexue
+import kexue.attention  # noqa: F401  (the area's front door; also imported by kexue/__init__)
 import kexue.reference as ref
 
 DTYPES = (np.float32, np.float64)
@@ -687,5 +688,156 @@ def _optim_entries():
     return E
 
 
-OPS = _entries() + _more_entries() + _optim_entries()
+# --------------------------------------------------------------- attention
+# (B, H, Hkv, N, M, D, Dv): one of everything, GQA 2 and 8, N != M both ways,
+# Dv != D, a 70-key row crossing a 64-key block, and empty N / M.
+_ATT_SHAPES = [(1, 1, 1, 1, 1, 1, 1), (2, 4, 2, 5, 7, 8, 8), (1, 2, 2, 9, 9, 16, 12),
+               (2, 8, 1, 3, 70, 8, 8), (2, 2, 1, 6, 4, 4, 4), (1, 2, 1, 0, 3, 4, 4),
+               (1, 2, 1, 3, 0, 4, 4)]
+
+
+def _att_slopes(H):
+    return 2.0 ** (-8.0 * np.arange(1, H + 1) / H)
+
+
+def _att_variants(rng, B, H, N, M, D, dtype):
+    """(desc, kwargs) mask/feature variants for one shape."""
+    lengths = rng.integers(0, M + 1, B)
+    lengths[0] = M
+    pad = (np.arange(M)[None, :] < lengths[:, None])[:, None, None, :]
+    bias = rng.normal(size=(B, H, N, M))
+    bias[rng.random(bias.shape) < 0.2] = -np.inf
+    out = [("plain", {}),
+           ("causal", dict(causal=True)),
+           ("pad-causal-logn", dict(mask=pad, causal=True, logn=8.0)),
+           ("bias-alibi-window", dict(mask=bias.astype(dtype), alibi_slopes=_att_slopes(H), window=3)),
+           ("scale-window-causal-logn", dict(scale=0.5, window=2, causal=True, logn=3.0))]
+    if N == M:
+        seg = (rng.random((B, N)) < 0.5).astype(np.int64)
+        out.append(("segment-pad", dict(segment_ids=seg, mask=pad)))
+    if D % 2 == 0:
+        out.append(("rope-half-causal", dict(rope=True, causal=True)))
+        out.append(("rope-interleaved-all", dict(rope=True, rope_interleaved=True, rope_base=100.0,
+                                                 logn=4.0, alibi_slopes=_att_slopes(H))))
+    return out
+
+
+def _att_samples(kind):
+    def gen(dtype, rng):
+        out = []
+        for B, H, Hkv, N, M, D, Dv in _ATT_SHAPES:
+            q = rng.normal(size=(B, H, N, D)).astype(dtype)
+            k = rng.normal(size=(B, Hkv, M, D)).astype(dtype)
+            v = rng.normal(size=(B, Hkv, M, Dv)).astype(dtype)
+            for vname, kw in _att_variants(rng, B, H, N, M, D, dtype):
+                desc = f"{B}x{H}x{Hkv}x{N}x{M}x{D}x{Dv}-{vname}"
+                if kind == "sdpa":
+                    out.append(Sample((q, k, v), dict(kw, return_lse=vname != "plain"), desc))
+                else:
+                    o, lse = ref.attention.sdpa(q, k, v, return_lse=True, **kw)
+                    dout = rng.normal(size=o.shape).astype(dtype)
+                    out.append(Sample((q, k, v, o, lse, dout), kw, desc))
+        return out
+    return gen
+
+
+def _att_decode_samples(dtype, rng):
+    out = []
+    for B, H, Hkv, Mmax, D, Dv in ((1, 1, 1, 1, 1, 1), (3, 4, 2, 9, 8, 8), (2, 8, 1, 130, 16, 12),
+                                   (2, 2, 2, 0, 4, 4)):
+        q = rng.normal(size=(B, H, D)).astype(dtype)
+        kc = rng.normal(size=(B, Hkv, Mmax, D)).astype(dtype)
+        vc = rng.normal(size=(B, Hkv, Mmax, Dv)).astype(dtype)
+        lengths = rng.integers(0, Mmax + 1, B)
+        lengths[0] = Mmax
+        if B > 2:
+            lengths[1:3] = (0, 1)
+        for vname, kw in (("plain", {}), ("lse", dict(return_lse=True)),
+                          ("window-logn", dict(window=3, logn=4.0, return_lse=True)),
+                          ("alibi-scale", dict(alibi_slopes=_att_slopes(H), scale=0.3))):
+            out.append(Sample((q, kc, vc, lengths), kw, f"{B}x{H}x{Hkv}x{Mmax}x{D}x{Dv}-{vname}"))
+    return out
+
+
+def _att_rope_samples(dtype, rng):
+    out = []
+    for shape in ((1, 2), (2, 3, 5, 8), (4, 7, 6), (3, 0, 4)):
+        x = rng.normal(size=shape).astype(dtype)
+        N = shape[-2]
+        for inter in (False, True):
+            out.append(Sample((x,), dict(interleaved=inter), f"{shape}-none-i{inter}"))
+            out.append(Sample((x, np.arange(N) + 5), dict(interleaved=inter, base=500.0),
+                              f"{shape}-int-i{inter}"))
+            out.append(Sample((x, rng.normal(size=shape[:-1]) * 100), dict(interleaved=inter),
+                              f"{shape}-float-i{inter}"))
+    return out
+
+
+def _att_errors(fn):
+    pre = rf"^\[kexue\.attention\.{fn}\] "
+    if fn == "rope":
+        x = _f(2, 3, 4)
+        return [
+            ErrorInput((_f(4),), {}, ValueError, pre + r"x\b", "1d"),
+            ErrorInput((_f(2, 3, 5),), {}, ValueError, pre + r"x\b", "odd-D"),
+            ErrorInput((x.astype(np.int64),), {}, TypeError, pre + r"x\b", "int"),
+            ErrorInput((x, np.arange(4)), {}, ValueError, pre + r"positions\b", "positions"),
+            ErrorInput((x,), dict(base=0.0), ValueError, pre + r"base\b", "base"),
+        ]
+    if fn == "decode":
+        q, kc, vc, n = _f(2, 4, 8), _f(2, 2, 7, 8), _f(2, 2, 7, 6), np.array([3, 7])
+        return [
+            ErrorInput((_f(2, 4, 1, 8), kc, vc, n), {}, ValueError, pre + r"q\b", "q-4d"),
+            ErrorInput((q, kc.astype(np.float32), vc, n), {}, TypeError, pre + r"k_cache\b", "k-dtype"),
+            ErrorInput((q, _f(2, 3, 7, 8), _f(2, 3, 7, 6), n), {}, ValueError, pre + r"k_cache\b", "heads"),
+            ErrorInput((q, kc, _f(2, 2, 6, 6), n), {}, ValueError, pre + r"v_cache\b", "v-len"),
+            ErrorInput((q, kc, vc, np.array([3.0, 7.0])), {}, TypeError, pre + r"lengths\b", "len-float"),
+            ErrorInput((q, kc, vc, np.array([3, 8])), {}, IndexError, pre + r"lengths\b", "len-range"),
+            ErrorInput((q, kc, vc, n), dict(window=0), ValueError, pre + r"window\b", "window"),
+        ]
+    q, k, v = _f(2, 4, 3, 8), _f(2, 2, 5, 8), _f(2, 2, 5, 6)
+    extra = (_f(2, 4, 3, 6), _f(2, 4, 3), _f(2, 4, 3, 6)) if fn == "sdpa_backward" else ()
+    E = [
+        ErrorInput((_f(4, 3, 8), k, v) + extra, {}, ValueError, pre + r"q\b", "q-3d"),
+        ErrorInput((q.astype(np.float16), k, v) + extra, {}, TypeError, pre + r"q\b", "q-f16"),
+        ErrorInput((q, k.astype(np.float32), v) + extra, {}, TypeError, pre + r"k\b", "k-dtype"),
+        ErrorInput((q, _f(2, 3, 5, 8), _f(2, 3, 5, 6)) + extra, {}, ValueError, pre + r"k\b", "heads"),
+        ErrorInput((q, k, _f(2, 2, 4, 6)) + extra, {}, ValueError, pre + r"v\b", "v-len"),
+        ErrorInput((q, k, v) + extra, dict(window=0), ValueError, pre + r"window\b", "window"),
+        ErrorInput((q, k, v) + extra, dict(logn=1.0), ValueError, pre + r"logn\b", "logn"),
+        ErrorInput((q, k, v) + extra, dict(mask=np.ones((3, 4), bool)), ValueError, pre + r"mask\b",
+                   "mask-shape"),
+        ErrorInput((q, k, v) + extra, dict(mask=np.zeros((3, 5), np.float32)), TypeError,
+                   pre + r"mask\b", "mask-dtype"),
+        ErrorInput((q, k, v) + extra, dict(segment_ids=np.zeros((2, 3), np.int64)), ValueError,
+                   pre + r"segment_ids\b", "segment-N-ne-M"),
+        ErrorInput((q, k, v) + extra, dict(alibi_slopes=np.ones(3)), ValueError,
+                   pre + r"alibi_slopes\b", "alibi"),
+    ]
+    if fn == "sdpa_backward":
+        E += [
+            ErrorInput((q, k, v, _f(2, 4, 3, 5), extra[1], extra[2]), {}, ValueError, pre + r"out\b",
+                       "out-shape"),
+            ErrorInput((q, k, v, extra[0], _f(2, 4, 4), extra[2]), {}, ValueError, pre + r"lse\b",
+                       "lse-shape"),
+            ErrorInput((q, k, v, extra[0], extra[1], extra[2].astype(np.float32)), {}, TypeError,
+                       pre + r"dout\b", "dout-dtype"),
+        ]
+    return E
+
+
+def _attention_entries():
+    return [
+        OpInfo("attention.sdpa", kexue.attention.sdpa, ref.attention.sdpa, _att_samples("sdpa"),
+               lambda: _att_errors("sdpa")),
+        OpInfo("attention.sdpa_backward", kexue.attention.sdpa_backward, ref.attention.sdpa_backward,
+               _att_samples("sdpa_backward"), lambda: _att_errors("sdpa_backward")),
+        OpInfo("attention.decode", kexue.attention.decode, ref.attention.decode, _att_decode_samples,
+               lambda: _att_errors("decode")),
+        OpInfo("attention.rope", kexue.attention.rope, ref.attention.rope, _att_rope_samples,
+               lambda: _att_errors("rope")),
+    ]
+
+
+OPS = _entries() + _more_entries() + _optim_entries() + _attention_entries()
 OPS_BY_NAME = {op.name: op for op in OPS}
