@@ -7,7 +7,10 @@ per case, one column per implementation, plus the ratio ``peer / kexue`` for
 each peer (above 1 means kexue is faster). Bandwidth-bound cases may give the
 kexue row the bytes one call must move and the memory bandwidth measured in
 the same run (:func:`stream_bandwidth`); the table then adds kexue's
-effective GB/s and its percent of that bandwidth.
+effective GB/s and its percent of that bandwidth. Compute-bound cases may
+give it the floating-point operations one call performs and a matmul rate
+measured in the same run (flop/s); the table then adds kexue's GFLOP/s and
+its percent of that rate.
 """
 
 from __future__ import annotations
@@ -51,6 +54,9 @@ class Row:
     bandwidth-bound cases; ``bandwidth`` (optional): the memory bandwidth in
     bytes/s measured in the same run at this thread count (the floor). Set on
     the kexue row, they add the "kx GB/s" and "kx %bw" columns to the table.
+    ``flops`` / ``flop_rate`` (optional) likewise: the floating-point
+    operations of one call and a reference rate in flop/s measured in the
+    same run (e.g. sgemm); they add "kx GFLOP/s" and "kx %mm".
     """
 
     area: str
@@ -62,6 +68,8 @@ class Row:
     seconds: float | None
     nbytes: float | None = None
     bandwidth: float | None = None
+    flops: float | None = None
+    flop_rate: float | None = None
 
     @property
     def case(self) -> Case:
@@ -75,9 +83,12 @@ def row(
     *,
     nbytes: float | None = None,
     bandwidth: float | None = None,
+    flops: float | None = None,
+    flop_rate: float | None = None,
 ) -> Row:
     return Row(
-        case.area, case.op, case.shape, case.dtype, case.threads, impl, seconds, nbytes, bandwidth
+        case.area, case.op, case.shape, case.dtype, case.threads, impl, seconds, nbytes, bandwidth,
+        flops, flop_rate,
     )
 
 
@@ -465,7 +476,9 @@ def print_table(rows: Sequence[Row], file=None) -> None:
     ``<peer>/kx`` = peer time / kexue time for every peer that has a time
     (above 1: kexue is faster). Where a kexue row carries ``nbytes``, two
     more: "kx GB/s" = nbytes / kexue time, and "kx %bw" = that as a percent of
-    the row's ``bandwidth`` (the floor measured in the same run).
+    the row's ``bandwidth`` (the floor measured in the same run). Where a
+    kexue row carries ``flops``: "kx GFLOP/s" = flops / kexue time, and with
+    ``flop_rate`` "kx %mm" = that as a percent of the rate.
     """
     file = file or sys.stdout
     impls = [i for i in KNOWN_IMPLS if any(r.impl == i for r in rows)]
@@ -475,6 +488,8 @@ def print_table(rows: Sequence[Row], file=None) -> None:
     peers = [i for i in impls if i != "kexue" and any(r.impl == i and r.seconds for r in rows)]
     with_bytes = any(r.impl == "kexue" and r.nbytes for r in rows)
     with_bw = any(r.impl == "kexue" and r.nbytes and r.bandwidth for r in rows)
+    with_flops = any(r.impl == "kexue" and r.flops for r in rows)
+    with_rate = any(r.impl == "kexue" and r.flops and r.flop_rate for r in rows)
 
     groups: dict[tuple[str, str], list[Case]] = {}
     times: dict[tuple[Case, str], float | None] = {}
@@ -490,6 +505,8 @@ def print_table(rows: Sequence[Row], file=None) -> None:
     head = ["shape", "dtype", "thr"] + impls + [f"{SHORT.get(p, p)}/kx" for p in peers]
     head += ["kx GB/s"] if with_bytes else []
     head += ["kx %bw"] if with_bw else []
+    head += ["kx GFLOP/s"] if with_flops else []
+    head += ["kx %mm"] if with_rate else []
     body: dict[tuple[str, str], list[list[str]]] = {}
     widths = [len(h) for h in head]
     for key, cases in groups.items():
@@ -506,6 +523,12 @@ def print_table(rows: Sequence[Row], file=None) -> None:
             if with_bw:
                 pct = have and kr.bandwidth and 100.0 * kr.nbytes / kr.bandwidth / mine
                 cells.append(f"{pct:.0f}%" if pct else "-")
+            have_f = kr is not None and kr.flops and mine
+            if with_flops:
+                cells.append(f"{kr.flops / mine / 1e9:.1f}" if have_f else "-")
+            if with_rate:
+                pct = have_f and kr.flop_rate and 100.0 * kr.flops / kr.flop_rate / mine
+                cells.append(f"{pct:.0f}%" if pct else "-")
             lines.append(cells)
             widths = [max(w, len(x)) for w, x in zip(widths, cells)]
 
@@ -521,6 +544,11 @@ def print_table(rows: Sequence[Row], file=None) -> None:
         legend = "kx GB/s = bytes one step must move (reads + writes) / kexue time"
         if with_bw:
             legend += "; kx %bw = that as a percent of the bandwidth floor measured in this run"
+        print(f"({legend})", file=file)
+    if with_flops:
+        legend = "kx GFLOP/s = floating-point operations of one call / kexue time"
+        if with_rate:
+            legend += "; kx %mm = that as a percent of the matmul rate measured in this run"
         print(f"({legend})", file=file)
     for (area, op), lines in body.items():
         print(f"\n{area}: {op}", file=file)

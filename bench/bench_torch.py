@@ -1,4 +1,5 @@
-"""Benchmark of kexue.torch: kexue.torch.CRF in a BiLSTM-CRF tagger against pytorch-crf.
+"""Benchmark of kexue.torch: kexue.torch.CRF in a BiLSTM-CRF tagger against pytorch-crf,
+and kexue.torch.scaled_dot_product_attention in a transformer against torch's SDPA.
 
 A BiLSTM-CRF tagger (float32): tokens [B,T] = [32,128] from a vocabulary of
 5000, an embedding of 100, one bidirectional ``nn.LSTM`` of 128 per
@@ -19,29 +20,45 @@ whose CRF is ``kexue.torch.CRF``. At each thread count
   by the step's time;
 - crf.decode: ``crf.decode(emissions, mask=mask)`` on the same emissions
   (under ``torch.no_grad``), a list of tag lists;
-- transformer_block.step (SDPA): a 4-layer transformer block training step
-  with torch's scaled_dot_product_attention and kexue.torch's — not run:
-  kexue.torch's SDPA needs kexue.attention (issue 3); its row is '-'.
+- transformer_block.step (SDPA): one training step of a 4-layer
+  pre-LayerNorm transformer (float32): x [B,N,d] = [8,256,256] (random
+  inputs, no embedding), per layer LayerNorm -> Linear(d, 3d) -> q, k, v
+  [B,4,N,64] (strided views of the projection, ``view`` + ``permute``:
+  torch's kernel reads them in place, kexue.torch copies each to a
+  contiguous array first, as any caller's layout would) -> causal
+  attention (``is_causal=True``) -> Linear(d, d) + residual, LayerNorm ->
+  Linear(d, 4d) -> GELU -> Linear(4d, d) + residual; a final LayerNorm, the
+  mean squared error against a random target, ``backward`` and
+  ``torch.optim.Adam.step``. Two copies with identical weights: the
+  attention is ``torch.nn.functional.scaled_dot_product_attention`` in one
+  (column torch) and ``kexue.torch.scaled_dot_product_attention`` in the
+  other (column kexue); everything else is the same torch code. ``--quick``
+  runs it at [B,N] = [2,128].
 
-Columns: kexue (kexue.torch.CRF) and pytorch-crf, the same step / call with
-the other CRF. At each thread count the six (case, CRF) measurements take
-turns over a few rounds (3 with --quick, 5 without), each a harness
+Columns: kexue (kexue.torch.CRF, or kexue.torch's SDPA) and its peer
+(pytorch-crf, or torch's SDPA), the same step / call with the other
+component. At each thread count the (case, implementation) measurements
+take turns over a few rounds (3 with --quick, 5 without), each a harness
 ``time_median``; a row is the median of its rounds, so that a busy machine
-weighs on both CRFs, and on the step and the CRF alone, alike.
+weighs on both implementations, and on the step and the CRF alone, alike.
 
 Before any timing the two taggers' losses must agree (1e-4 relative), the
 CRF-alone gradients (emissions and the CRF's parameters) be close, and the
 decoded paths be identical (a differing path is accepted only as an exact
-tie in float64 path score, and reported). The end of the report compares
-the numbers with issue 9's performance bar at 2 threads (informational):
+tie in float64 path score, and reported); the two transformers' losses must
+agree (1e-4 relative) and the gradients of every parameter after one
+backward be close (atol 1e-3 of the largest entry). The end of the report
+compares the numbers with issue 9's performance bar at 2 threads (informational):
 the CRF's share of the step under 5% with kexue.torch.CRF (about half with
 pytorch-crf), so the whole step close to 2x faster (taken as at least 1.8x
 here; the line also gives the speedup that swapping pytorch-crf's CRF time
 for kexue's in pytorch-crf's step accounts for, the ceiling the tagger
-allows), and decode at least 20x faster.
+allows), and decode at least 20x faster; and it gives the transformer
+step's time with kexue.torch's SDPA against torch's (no bar stated).
 
-Without torch or pytorch-crf the file prints a note and no rows; without
-kexue.torch.CRF the kexue column is '-'.
+Without torch the file prints a note and no rows; without pytorch-crf the
+CRF cases are left out; without kexue.torch.CRF or kexue.torch's SDPA
+(kexue.attention) the kexue cell of those cases is '-'.
 
 Run: ``python bench/bench_torch.py [--quick] [--threads 1 2]`` or
 ``python -m kexue bench torch``.
@@ -66,6 +83,7 @@ Case = _harness.Case
 Row = _harness.Row
 assert_close = _harness.assert_close
 fmt_ratio = _harness.fmt_ratio
+fmt_time = _harness.fmt_time
 lookup = _harness.lookup
 num_threads = _harness.num_threads
 progress = _harness.progress
@@ -100,10 +118,20 @@ OP_DECODE = "crf.decode"
 OP_SDPA = "transformer_block.step (SDPA)"
 SHAPE_STEP = f"({B},{T},{K}) E={EMBED} H={HIDDEN}x2 V={VOCAB}"
 SHAPE_CRF = f"({B},{T},{K})"
-SHAPE_SDPA = "4 layers: needs issue 3"
-SDPA_NOTE = "n/a: needs issue 3 (kexue.attention)"
 
-KX, PT = "kexue", "pytorch-crf"
+# the transformer: [B,N,d], heads, layers, MLP width factor
+TF_B, TF_N, TF_D, TF_HEADS, TF_LAYERS, TF_MLP = 8, 256, 256, 4, 4, 4
+TF_B_QUICK, TF_N_QUICK = 2, 128
+TF_LOSS_RTOL = 1e-4
+TF_GRAD_TOL = 1e-3  # atol relative to the largest |entry|, per parameter
+
+
+def tf_shape(quick: bool) -> str:
+    b, n = (TF_B_QUICK, TF_N_QUICK) if quick else (TF_B, TF_N)
+    return f"({b},{n},{TF_D}) heads={TF_HEADS} layers={TF_LAYERS} causal"
+
+
+KX, PT, TORCH = "kexue", "pytorch-crf", "torch"
 
 
 # ---------------------------------------------------------------------------
@@ -111,24 +139,40 @@ KX, PT = "kexue", "pytorch-crf"
 
 
 def load_torch():
-    """(torch, torchcrf.CRF, kexue.torch.CRF or None), or None without torch or pytorch-crf."""
+    """(torch, torchcrf.CRF or None, kexue.torch.CRF or None, kexue.torch's SDPA or None),
+    or None without torch."""
     try:
         import torch
-        import torchcrf
     except ImportError:
         return None
+    try:
+        import torchcrf
+
+        pt_crf = torchcrf.CRF
+    except ImportError:
+        progress(f"[{AREA}] pytorch-crf not installed (pip install pytorch-crf): "
+                 "the CRF cases are left out")
+        pt_crf = None
     # pytorch-crf 0.7.2 passes a uint8 mask to torch.where; recent torch warns on every call.
     warnings.filterwarnings(
         "ignore", message="where received a uint8 condition", category=UserWarning
     )
+    kx_crf = kx_sdpa = None
     try:
         import kexue.torch
-
+    except ImportError as e:
+        progress(f"[{AREA}] kexue.torch unavailable ({e}): the kexue column is '-'")
+        return torch, pt_crf, None, None
+    try:
         kx_crf = kexue.torch.CRF
     except (ImportError, AttributeError) as e:
-        progress(f"[{AREA}] kexue.torch.CRF unavailable ({e}): the kexue column is '-'")
-        kx_crf = None
-    return torch, torchcrf.CRF, kx_crf
+        progress(f"[{AREA}] kexue.torch.CRF unavailable ({e}): its kexue cells are '-'")
+    try:
+        kx_sdpa = kexue.torch.scaled_dot_product_attention
+    except (ImportError, AttributeError) as e:
+        progress(f"[{AREA}] kexue.torch.scaled_dot_product_attention unavailable ({e}): "
+                 "its kexue cells are '-'")
+    return torch, pt_crf, kx_crf, kx_sdpa
 
 
 # ---------------------------------------------------------------------------
@@ -237,6 +281,90 @@ class Side:
 
 
 # ---------------------------------------------------------------------------
+# the transformer
+
+
+def make_transformer(torch, attention):
+    """A TF_LAYERS-layer pre-LayerNorm causal transformer whose attention is ``attention``."""
+    nn = torch.nn
+    F = torch.nn.functional
+    d, h = TF_D, TF_HEADS
+
+    class Block(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.ln1 = nn.LayerNorm(d)
+            self.qkv = nn.Linear(d, 3 * d)
+            self.proj = nn.Linear(d, d)
+            self.ln2 = nn.LayerNorm(d)
+            self.fc1 = nn.Linear(d, TF_MLP * d)
+            self.fc2 = nn.Linear(TF_MLP * d, d)
+
+        def forward(self, x):
+            b, n, _ = x.shape
+            q, k, v = self.qkv(self.ln1(x)).view(b, n, 3, h, d // h).permute(2, 0, 3, 1, 4)
+            a = attention(q, k, v, is_causal=True)  # [b, h, n, d/h]
+            x = x + self.proj(a.transpose(1, 2).reshape(b, n, d))
+            return x + self.fc2(F.gelu(self.fc1(self.ln2(x))))
+
+    class Transformer(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.blocks = nn.ModuleList(Block() for _ in range(TF_LAYERS))
+            self.ln_f = nn.LayerNorm(d)
+
+        def forward(self, x):
+            for blk in self.blocks:
+                x = blk(x)
+            return self.ln_f(x)
+
+    return Transformer()
+
+
+class TransformerSide:
+    """One transformer (its attention: torch's SDPA or kexue.torch's) with its optimizer."""
+
+    def __init__(self, torch, attention, quick: bool, like=None):
+        self.torch = torch
+        b, n = (TF_B_QUICK, TF_N_QUICK) if quick else (TF_B, TF_N)
+        g = torch.Generator().manual_seed(SEED)
+        self.x = torch.randn(b, n, TF_D, generator=g)
+        self.y = torch.randn(b, n, TF_D, generator=g)
+        torch.manual_seed(SEED)
+        self.model = make_transformer(torch, attention)
+        if like is not None:
+            self.model.load_state_dict(like.model.state_dict())
+        self.opt = torch.optim.Adam(self.model.parameters(), lr=LR)
+
+    def loss_and_grads(self):
+        """The loss and every parameter's gradient of one backward (no optimizer step)."""
+        self.model.zero_grad(set_to_none=True)
+        loss = ((self.model(self.x) - self.y) ** 2).mean()
+        loss.backward()
+        grads = {k: p.grad.numpy().copy() for k, p in self.model.named_parameters()}
+        self.model.zero_grad(set_to_none=True)
+        return float(loss.detach()), grads
+
+    def train_step(self):
+        self.opt.zero_grad(set_to_none=True)
+        loss = ((self.model(self.x) - self.y) ** 2).mean()
+        loss.backward()
+        self.opt.step()
+        return loss
+
+
+def check_transformers(kx: TransformerSide, pt: TransformerSide, shape: str) -> None:
+    """Same loss and gradients with kexue.torch's SDPA as with torch's (identical weights)."""
+    loss_kx, g_kx = kx.loss_and_grads()
+    loss_pt, g_pt = pt.loss_and_grads()
+    assert_close(f"{OP_SDPA} {shape} loss", loss_kx, loss_pt, rtol=TF_LOSS_RTOL, atol=0.0)
+    for name, w in g_pt.items():
+        scale = max(1e-30, float(np.max(np.abs(w))))
+        assert_close(f"{OP_SDPA} {shape} d_{name}", g_kx[name], w, rtol=0.0,
+                     atol=TF_GRAD_TOL * scale)
+
+
+# ---------------------------------------------------------------------------
 # correctness
 
 
@@ -295,43 +423,56 @@ def run(quick: bool, threads: Sequence[int]) -> list[Row]:
     """Check and time every case at every thread count; return the rows."""
     loaded = load_torch()
     if loaded is None:
-        progress(f"[{AREA}] skipped: needs torch and pytorch-crf (pip install torch pytorch-crf)")
+        progress(f"[{AREA}] skipped: needs torch (pip install torch pytorch-crf)")
         return []
-    torch, pt_crf, kx_crf = loaded
+    torch, pt_crf, kx_crf, kx_sdpa = loaded
     bud = QUICK_ROUND_BUDGET if quick else FULL_ROUND_BUDGET
     rounds = QUICK_ROUNDS if quick else FULL_ROUNDS
     rows: list[Row] = []
     dt = np.dtype(DTYPE).name
 
-    progress(f"[{AREA}] inputs and taggers ...")
-    batch = Batch(torch)
-    pt = Side(torch, pt_crf, batch)
-    kx = Side(torch, kx_crf, batch, like=pt) if kx_crf is not None else None
-    if kx is not None:
-        progress(f"[{AREA}] checking kexue.torch.CRF against pytorch-crf ...")
-        check_sides(kx, pt)
+    # (op, shape, [(impl, the call or None)]), timed in turns
+    cases = []
+    if pt_crf is not None:
+        progress(f"[{AREA}] inputs and taggers ...")
+        batch = Batch(torch)
+        pt = Side(torch, pt_crf, batch)
+        kx = Side(torch, kx_crf, batch, like=pt) if kx_crf is not None else None
+        if kx is not None:
+            progress(f"[{AREA}] checking kexue.torch.CRF against pytorch-crf ...")
+            check_sides(kx, pt)
+        for op, shape, fn_name in ((OP_STEP, SHAPE_STEP, "train_step"),
+                                   (OP_CRF, SHAPE_CRF, "crf_fwd_bwd"),
+                                   (OP_DECODE, SHAPE_CRF, "decode")):
+            calls = [(impl, getattr(side, fn_name) if side is not None else None)
+                     for impl, side in ((KX, kx), (PT, pt))]
+            cases.append((op, shape, calls))
 
-    cases = ((OP_STEP, SHAPE_STEP, "train_step"), (OP_CRF, SHAPE_CRF, "crf_fwd_bwd"),
-             (OP_DECODE, SHAPE_CRF, "decode"))
-    sides = [(KX, kx), (PT, pt)]
+    progress(f"[{AREA}] transformers ...")
+    shape = tf_shape(quick)
+    tf_pt = TransformerSide(torch, torch.nn.functional.scaled_dot_product_attention, quick)
+    tf_kx = TransformerSide(torch, kx_sdpa, quick, like=tf_pt) if kx_sdpa is not None else None
+    if tf_kx is not None:
+        progress(f"[{AREA}] checking kexue.torch.scaled_dot_product_attention in the "
+                 "transformer against torch's ...")
+        check_transformers(tf_kx, tf_pt, shape)
+    cases.append((OP_SDPA, shape, [(KX, tf_kx.train_step if tf_kx is not None else None),
+                                   (TORCH, tf_pt.train_step)]))
+
     for n in threads:
         with num_threads(n):
             times: dict[tuple[str, str], list[float]] = {}
             for r in range(rounds):
                 progress(f"[{AREA}] threads={n}: round {r + 1}/{rounds}")
-                for op, _, fn_name in cases:
-                    for impl, side in sides:
-                        if side is not None:
-                            t = time_median(getattr(side, fn_name), bud)
-                            times.setdefault((op, impl), []).append(t)
-            for op, shape, _ in cases:
+                for op, _, calls in cases:
+                    for impl, fn in calls:
+                        if fn is not None:
+                            times.setdefault((op, impl), []).append(time_median(fn, bud))
+            for op, shape, calls in cases:
                 case = Case(AREA, op, shape, dt, n)
-                for impl, _ in sides:
+                for impl, _ in calls:
                     got = times.get((op, impl))
                     rows.append(row(case, impl, statistics.median(got) if got else None))
-            case = Case(AREA, OP_SDPA, SHAPE_SDPA, dt, n)
-            progress(f"{case.label()}: {SDPA_NOTE}")
-            rows.append(row(case, KX, None))
     return rows
 
 
@@ -349,7 +490,7 @@ def report(rows: Sequence[Row], file=None) -> None:
     file = file or sys.stdout
     have = sorted({r.threads for r in rows})
     if not have:
-        print("Performance bar (issue 9): n/a (no rows: torch or pytorch-crf missing)", file=file)
+        print("Performance bar (issue 9): n/a (no rows: torch missing)", file=file)
         return
     n = 2 if 2 in have else max(have)
     note = "" if n == 2 else "; the bar is stated for 2 threads"
@@ -394,7 +535,15 @@ def report(rows: Sequence[Row], file=None) -> None:
     label = f"whole step vs pytorch-crf's at {SHAPE_STEP}"
     bar(label, OP_STEP, STEP_MIN, ", close to 2x" + implied)
     bar(f"decode vs pytorch-crf's at {SHAPE_CRF}", OP_DECODE, DECODE_MIN)
-    print(f"  transformer block step with SDPA vs torch's: {SDPA_NOTE}", file=file)
+
+    mine, theirs = t(KX, OP_SDPA), t(TORCH, OP_SDPA)
+    shape = next((r.shape for r in rows if r.op == OP_SDPA), "")
+    label = f"transformer step with kexue.torch's SDPA vs torch's at {shape}"
+    if mine is None or theirs is None:
+        print(f"  {label}: n/a", file=file)
+    else:
+        print(f"  {label}: {fmt_ratio(theirs / mine)} ({fmt_time(mine)} vs {fmt_time(theirs)}; "
+              "no bar stated)", file=file)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -60,7 +60,8 @@ def test_docstring_examples_of_kexue_torch():
 
     pytest.importorskip("torch")
     pytest.importorskip("torchcrf")
-    for name in ("kexue.torch", "kexue.torch._crf", "kexue.torch._spans", "kexue.torch.optim"):
+    for name in ("kexue.torch", "kexue.torch._crf", "kexue.torch._spans", "kexue.torch._attention",
+                 "kexue.torch.optim"):
         module = importlib.import_module(name)
         runner = doctest.DocTestRunner(optionflags=doctest.NORMALIZE_WHITESPACE)
         for t in doctest.DocTestFinder().find(module):

@@ -5,6 +5,9 @@
   tensors through kexue's fused kernels, and :func:`clip_grad_norm_`
 - :func:`multilabel_crossentropy`, :func:`sparse_multilabel_crossentropy`,
   :class:`GlobalPointer` and :func:`global_pointer_loss` for NER
+- :func:`scaled_dot_product_attention`: torch's SDPA (signature and
+  semantics, torch's top-left ``is_causal`` included) on kexue.attention's
+  O(N)-memory kernels, plus kexue's window / UniLM / log-n / ALiBi extras
 
 torch is not a dependency of kexue: ``import kexue`` never imports it, and
 ``import kexue.torch`` without torch raises an ImportError saying how to
@@ -31,6 +34,7 @@ _EXPORTS = {
     "GlobalPointer": "._spans",
     "global_pointer_loss": "._spans",
     "clip_grad_norm_": ".optim",
+    "scaled_dot_product_attention": "._attention",
 }
 
 __all__ = sorted([*_EXPORTS, "optim"])
