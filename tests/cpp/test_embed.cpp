@@ -420,6 +420,73 @@ void run_optim() {
   check(p[0] == before, "optim.adam: a failing call leaves the params unchanged");
 }
 
+// Attention through the installed package: spec B2's worked example (UniLM
+// mask from segment ids, causal), B5's RoPE numbers, decode against the last
+// causal row, a backward identity and a bad head ratio.
+void run_attention() {
+  namespace at = kexue::attention;
+  const double Q[12] = {1, 0, 1, 0, 1, 0, 1, 1, 0, 0.5, -0.5, 1};
+  const double K[12] = {1, 1, 0, 0, 1, 1, 1, 0, 1, -1, 0.5, 0.5};
+  const double V[8] = {1, 2, 0, 1, -1, 0, 2, -1};
+  const std::int64_t seg[4] = {0, 0, 1, 1};
+  double out[8], lse[4];
+  at::Options o;
+  o.segment_ids = kexue::Array::of(seg, {1, 4});
+  at::sdpa(kexue::Array::of(Q, {1, 1, 4, 3}), kexue::Array::of(K, {1, 1, 4, 3}),
+           kexue::Array::of(V, {1, 1, 4, 2}), o, kexue::Array::of(out, {1, 1, 4, 2}), nullptr);
+  const double want[8] = {0.5, 1.5, 0.5, 1.5, 0.206625, 1.206625, 0.063422, 0.442667};
+  for (int i = 0; i < 8; ++i)
+    check_close(out[i], want[i], 2e-6, "attention.sdpa UniLM (spec B2) out[" + std::to_string(i) + "]");
+  at::Options c;
+  c.causal = true;
+  const kexue::Array lv = kexue::Array::of(lse, {1, 1, 4});
+  at::sdpa(kexue::Array::of(Q, {1, 1, 4, 3}), kexue::Array::of(K, {1, 1, 4, 3}),
+           kexue::Array::of(V, {1, 1, 4, 2}), c, kexue::Array::of(out, {1, 1, 4, 2}), &lv);
+  check_close(out[0], 1.0, 1e-12, "attention.sdpa causal row 0 == v_0");
+  check_close(out[6], 0.063422, 2e-6, "attention.sdpa causal row 3 (spec B2)");
+  // decode of the last query against the 4 keys == the causal row 3
+  const std::int64_t len[1] = {4};
+  double dout_[2], dlse[1];
+  const kexue::Array dl = kexue::Array::of(dlse, {1, 1});
+  at::decode(kexue::Array::of(Q + 9, {1, 1, 3}), kexue::Array::of(K, {1, 1, 4, 3}),
+             kexue::Array::of(V, {1, 1, 4, 2}), kexue::Array::of(len, {1}), at::DecodeOptions{},
+             kexue::Array::of(dout_, {1, 1, 2}), &dl);
+  check_close(dout_[0], out[6], 1e-12, "attention.decode == the last causal row (out)");
+  check_close(dlse[0], lse[3], 1e-12, "attention.decode == the last causal row (lse)");
+  // backward: with every row seeing a key, sum_j dv_j = sum_i dout_i
+  const double G[8] = {1, -2, 0.5, 3, -1, 1, 2, 0.25};
+  double dq[12], dk[12], dv[8];
+  at::sdpa_backward(kexue::Array::of(Q, {1, 1, 4, 3}), kexue::Array::of(K, {1, 1, 4, 3}),
+                    kexue::Array::of(V, {1, 1, 4, 2}), kexue::Array::of(out, {1, 1, 4, 2}), lv,
+                    kexue::Array::of(G, {1, 1, 4, 2}), c, kexue::Array::of(dq, {1, 1, 4, 3}),
+                    kexue::Array::of(dk, {1, 1, 4, 3}), kexue::Array::of(dv, {1, 1, 4, 2}));
+  check_close(dv[0] + dv[2] + dv[4] + dv[6], 1 + 0.5 - 1 + 2, 1e-12,
+              "attention.sdpa_backward: sum of dv == sum of dout");
+  // causal row 0 sees key 0 alone (probability 1 whatever q_0): dq_0 = 0
+  check(std::fabs(dq[0]) + std::fabs(dq[1]) + std::fabs(dq[2]) < 1e-15,
+        "attention.sdpa_backward: dq of a row with one visible key is 0");
+  // RoPE: spec B5, x = [1,2,3,4] at position 2
+  const double x[4] = {1, 2, 3, 4}, pos[1] = {2};
+  double y[4];
+  at::rope(kexue::Array::of(x, {1, 1, 4}), kexue::Array::of(pos, {1, 1}), 10000.0, true,
+           kexue::Array::of(y, {1, 1, 4}));
+  const double wi[4] = {-2.234742, 0.077004, 2.919405, 4.059196};
+  for (int i = 0; i < 4; ++i) check_close(y[i], wi[i], 2e-6, "attention.rope interleaved (spec B5)");
+  at::rope(kexue::Array::of(x, {1, 1, 4}), kexue::Array::of(pos, {1, 1}), 10000.0, false,
+           kexue::Array::of(y, {1, 1, 4}));
+  const double wh[4] = {-3.144039, 1.919605, -0.339143, 4.039197};
+  for (int i = 0; i < 4; ++i) check_close(y[i], wh[i], 2e-6, "attention.rope rotate-half (spec B5)");
+  double q2[2 * 3 * 4 * 2] = {}, k2[2 * 2 * 4 * 2] = {}, o2[2 * 3 * 4 * 2];
+  expect_error(
+      [&] {
+        at::sdpa(kexue::Array::of(q2, {2, 3, 4, 2}), kexue::Array::of(k2, {2, 2, 4, 2}),
+                 kexue::Array::of(k2, {2, 2, 4, 2}), at::Options{},
+                 kexue::Array::of(o2, {2, 3, 4, 2}), nullptr);
+      },
+      kexue::ErrorKind::Value, "[kexue.attention.sdpa] k's head count Hkv must divide q's H = 3",
+      "attention.sdpa: a head count that does not divide throws ValueError-kind");
+}
+
 }  // namespace
 
 int main() {
@@ -433,6 +500,7 @@ int main() {
   run_parallel();
   run_spans();
   run_optim();
+  run_attention();
   std::printf("%d passed, %d failed\n", g_passed, g_failed);
   return g_failed == 0 ? 0 : 1;
 }
