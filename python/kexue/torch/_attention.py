@@ -44,7 +44,7 @@ Differences:
   grad mode is on: kexue gives the bias no gradient (``attn_mask.detach()``
   treats it as a constant);
 - key and value must have the same length (torch does not always check);
-  kexue's own limits apply (e.g. head dimensions of 1 to 256) and its
+  kexue's own checks apply (e.g. head dimensions of at least 1) and its
   ValueErrors pass through;
 - ``torch.compile`` / TorchScript cannot trace into kexue; only first-order
   gradients (no double backward).
