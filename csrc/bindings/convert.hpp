@@ -30,6 +30,7 @@ inline Array view(const py::array& a, const char* op, const char* name) {
   else if (kind == 'i' && size == 8) t = DType::Int64;
   else if (kind == 'b' && size == 1) t = DType::Bool;
   else if (kind == 'u' && size == 2) t = DType::UInt16;
+  else if (kind == 'i' && size == 1) t = DType::Int8;
   std::vector<std::int64_t> shape(static_cast<std::size_t>(a.ndim()));
   for (py::ssize_t i = 0; i < a.ndim(); ++i) shape[static_cast<std::size_t>(i)] = a.shape(i);
   return Array(const_cast<void*>(a.data()), t, std::move(shape), py::str(dt).cast<std::string>());
@@ -47,6 +48,7 @@ inline py::array empty(DType t, const std::vector<py::ssize_t>& shape) {
     case DType::Float32: return py::array_t<float>(shape);
     case DType::Float64: return py::array_t<double>(shape);
     case DType::Int64: return py::array_t<std::int64_t>(shape);
+    case DType::Int8: return py::array_t<std::int8_t>(shape);
     default: return py::array_t<double>(shape);
   }
 }

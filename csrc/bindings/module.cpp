@@ -18,6 +18,7 @@ void register_memm(py::module_& m);
 void register_losses(py::module_& m);
 void register_global_pointer(py::module_& m);
 void register_optim(py::module_& m);
+void register_samplers(py::module_& m);
 }  // namespace bind
 }  // namespace kexue
 
@@ -53,4 +54,5 @@ PYBIND11_MODULE(_core, m) {
   kexue::bind::register_losses(m);
   kexue::bind::register_global_pointer(m);
   kexue::bind::register_optim(m);
+  kexue::bind::register_samplers(m);
 }

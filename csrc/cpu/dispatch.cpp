@@ -13,6 +13,7 @@
 #include "cpu/gemm_plan.hpp"
 #include "cpu/losses_plan.hpp"
 #include "cpu/optim_plan.hpp"
+#include "cpu/samplers_plan.hpp"
 #include "cpu/dispatch.hpp"
 #include "kexue/core/error.hpp"
 
@@ -25,6 +26,7 @@ const LossKernels& loss_kernels();
 const GemmKernels& gemm_kernels();
 const OptimKernels& optim_kernels();
 const AttnKernels& attn_kernels();
+const SamplerKernels& sampler_kernels();
 }  // namespace scalar
 #if defined(KEXUE_X86_SIMD)
 namespace avx2 {
@@ -33,6 +35,7 @@ const LossKernels& loss_kernels();
 const GemmKernels& gemm_kernels();
 const OptimKernels& optim_kernels();
 const AttnKernels& attn_kernels();
+const SamplerKernels& sampler_kernels();
 }  // namespace avx2
 namespace avx512 {
 const DecoderKernels& decoder_kernels();
@@ -40,6 +43,7 @@ const LossKernels& loss_kernels();
 const GemmKernels& gemm_kernels();
 const OptimKernels& optim_kernels();
 const AttnKernels& attn_kernels();
+const SamplerKernels& sampler_kernels();
 }  // namespace avx512
 #endif
 
@@ -165,6 +169,17 @@ const AttnKernels& attn_kernels() {
   }
 #endif
   return scalar::attn_kernels();
+}
+
+const SamplerKernels& sampler_kernels() {
+#if defined(KEXUE_X86_SIMD)
+  switch (simd_level()) {
+    case SimdLevel::Avx512: return avx512::sampler_kernels();
+    case SimdLevel::Avx2: return avx2::sampler_kernels();
+    default: break;
+  }
+#endif
+  return scalar::sampler_kernels();
 }
 
 }  // namespace cpu

@@ -9,6 +9,7 @@
 #include "kexue/crf.hpp"
 #include "kexue/global_pointer.hpp"
 #include "kexue/optim.hpp"
+#include "kexue/samplers.hpp"
 #include "kexue/losses.hpp"
 #include "kexue/memm.hpp"
 #include "kexue/version.hpp"

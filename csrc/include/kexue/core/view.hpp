@@ -16,7 +16,8 @@
 namespace kexue {
 
 /// UInt16 holds bfloat16 bits (optimizer state with state_dtype="bfloat16").
-enum class DType : std::uint8_t { Float32, Float64, Int32, Int64, Bool, UInt16, Other };
+/// Int8 holds lattice spins / Potts states (kexue.samplers).
+enum class DType : std::uint8_t { Float32, Float64, Int32, Int64, Bool, UInt16, Int8, Other };
 
 inline const char* dtype_name(DType d) {
   switch (d) {
@@ -26,6 +27,7 @@ inline const char* dtype_name(DType d) {
     case DType::Int64: return "int64";
     case DType::Bool: return "bool";
     case DType::UInt16: return "uint16";
+    case DType::Int8: return "int8";
     default: return "unsupported";
   }
 }
@@ -37,6 +39,7 @@ template <> struct dtype_of<std::int32_t> { static constexpr DType value = DType
 template <> struct dtype_of<std::int64_t> { static constexpr DType value = DType::Int64; };
 template <> struct dtype_of<bool> { static constexpr DType value = DType::Bool; };
 template <> struct dtype_of<std::uint16_t> { static constexpr DType value = DType::UInt16; };
+template <> struct dtype_of<std::int8_t> { static constexpr DType value = DType::Int8; };
 
 /// A view of a C-contiguous array. `name` is the dtype's own name (e.g.
 /// "float16") when dtype is Other, so error messages can say what came.
