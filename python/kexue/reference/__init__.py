@@ -10,6 +10,7 @@ This package never imports ``kexue._core`` (nor anything else from kexue), so
 it can be loaded on its own, even before the extension is built. Input
 validation is minimal: the checked front door is the core.
 """
-from . import attention, crf, global_pointer, losses, memm, optim
+from . import attention, crf, global_pointer, losses, memm, optim, samplers, samplers_diagnostics
 
-__all__ = ["attention", "crf", "global_pointer", "losses", "memm", "optim"]
+__all__ = ["attention", "crf", "global_pointer", "losses", "memm", "optim", "samplers",
+           "samplers_diagnostics"]
