@@ -140,6 +140,8 @@ void anneal(const Target& target, const Array& x0, const Array& temperatures,
                    "temperatures must be finite and > 0; got ", T[t], " at step ", t);
   KX_CHECK_VALUE(opt.burn == 0 && opt.thin == 1, op, "burn must be 0 and thin 1 when annealing");
   cpu::MetropolisPlan p = check_mh(op, target, x0, temperatures.size(), opt);
+  p.op = op;
+  p.what = "energy";
   api::check_arg(op, best_x, "best_x", DType::Float64, {p.C, p.D}, "[C,D]");
   api::check_arg(op, best_energy, "best_energy", DType::Float64, {p.C}, "[C]");
   api::check_arg(op, energy, "energy", DType::Float64, {p.C, p.S}, "[C,n_steps]");

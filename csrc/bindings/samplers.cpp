@@ -29,11 +29,11 @@ samplers::TargetKind kind_of(const std::string& k) {
   fail(ErrorKind::Type, "samplers.metropolis", "target must be callable or a built-in target; got kind '", k, "'");
 }
 
-samplers::Target make_target(const std::string& kind, const py::object& fn, const OptArr& mean,
+samplers::Target make_target(const char* op, const char* what, const std::string& kind,
+                             const py::object& fn, const OptArr& mean,
                              const OptArr& chol, double a, double b, const OptArr& logw,
                              const OptArr& means, const OptArr& chols, const OptArr& X,
                              const OptArr& y, double prior_scale) {
-  const char* op = "samplers.metropolis";
   samplers::Target t;
   t.kind = kind_of(kind);
   t.mean = vec(mean);
@@ -49,20 +49,21 @@ samplers::Target make_target(const std::string& kind, const py::object& fn, cons
   t.n = static_cast<std::int64_t>(t.y.size());
   t.prior_scale = prior_scale;
   if (t.kind == samplers::TargetKind::Callable) {
-    t.fn = [fn, op](const double* ys, std::int64_t C, std::int64_t D, double* out) {
+    t.fn = [fn, op, what](const double* ys, std::int64_t C, std::int64_t D, double* out) {
       py::gil_scoped_acquire gil;
       py::array_t<double> arr({static_cast<py::ssize_t>(C), static_cast<py::ssize_t>(D)});
       std::memcpy(arr.mutable_data(), ys, static_cast<std::size_t>(C * D) * sizeof(double));
       const py::object r = fn(arr);
       const py::array got = py::array::ensure(r);
       if (!got || got.ndim() != 1 || got.shape(0) != C) {
-        const std::string what = got ? std::string(py::str(py::tuple(got.attr("shape"))))
+        const std::string came = got ? std::string(py::str(py::tuple(got.attr("shape"))))
                                      : std::string(py::str(py::type::of(r).attr("__name__")));
-        fail(ErrorKind::Value, op, "target must return logp of shape (", C,
-             ",) for x of shape (", C, ", ", D, "); got ", what);
+        fail(ErrorKind::Value, op, what, " must return ",
+             std::string(what) == "energy" ? "energies" : "logp", " of shape (", C,
+             ",) for x of shape (", C, ", ", D, "); got ", came);
       }
       const auto res = py::array_t<double, py::array::c_style | py::array::forcecast>::ensure(got);
-      if (!res) fail(ErrorKind::Type, op, "target must return float logp values");
+      if (!res) fail(ErrorKind::Type, op, what, " must return float values");
       std::memcpy(out, res.data(), static_cast<std::size_t>(C) * sizeof(double));
     };
   }
@@ -105,7 +106,7 @@ void register_samplers(py::module_& m) {
          const OptArr& chols, const OptArr& X, const OptArr& y, double prior_scale) {
         const char* op = "samplers.metropolis";
         const Array xv = view(x0, op, "x0");
-        const samplers::Target t = make_target(kind, fn, mean, chol, a, b, logw, means, chols, X, y, prior_scale);
+        const samplers::Target t = make_target(op, "target", kind, fn, mean, chol, a, b, logw, means, chols, X, y, prior_scale);
         const samplers::MetropolisOptions o = make_options(step_size, independent, prop_mean, prop_chol, seed, burn, thin, adapt, chain_offset, progress);
         const py::ssize_t C = dim_or0(xv, 0), D = dim_or0(xv, 1);
         const py::ssize_t S = thin >= 1 && n_steps >= 0 ? (n_steps + thin - 1) / thin : 0;
@@ -170,7 +171,7 @@ void register_samplers(py::module_& m) {
          const OptArr& chols, const OptArr& X, const OptArr& y, double prior_scale) {
         const char* op = "samplers.anneal";
         const Array xv = view(x0, op, "x0"), tv = view(temperatures, op, "temperatures");
-        const samplers::Target t = make_target(kind, fn, mean, chol, a, b, logw, means, chols, X, y, prior_scale);
+        const samplers::Target t = make_target(op, "energy", kind, fn, mean, chol, a, b, logw, means, chols, X, y, prior_scale);
         const samplers::MetropolisOptions o = make_options(step_size, independent, prop_mean, prop_chol, seed, 0, 1, false, chain_offset, progress);
         const py::ssize_t C = dim_or0(xv, 0), D = dim_or0(xv, 1), n = dim_or0(tv, 0);
         py::array bx = empty(DType::Float64, {C, D}), be = empty(DType::Float64, {C});

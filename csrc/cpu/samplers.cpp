@@ -24,8 +24,6 @@ namespace {
 using samplers::Target;
 using samplers::TargetKind;
 
-constexpr const char* kMh = "samplers.metropolis";
-
 /// One chain's state between steps.
 struct Chain {
   double lp = 0.0;   ///< log p(x)
@@ -49,11 +47,10 @@ bool decide(const MetropolisPlan& p, std::int64_t t, double logu, Chain& ch, dou
   return accept;
 }
 
-void check_logp(double lp, std::int64_t t, std::int64_t c) {
+void check_logp(const MetropolisPlan& p, double lp, std::int64_t t, std::int64_t c) {
   if (std::isnan(lp)) {
-    if (t < 0)
-      fail(ErrorKind::Value, kMh, "target returned NaN at the start (x0) for chain ", c);
-    fail(ErrorKind::Value, kMh, "target returned NaN at step ", t, " for chain ", c);
+    if (t < 0) fail(ErrorKind::Value, p.op, p.what, " returned NaN at the start (x0) for chain ", c);
+    fail(ErrorKind::Value, p.op, p.what, " returned NaN at step ", t, " for chain ", c);
   }
 }
 
@@ -111,7 +108,7 @@ void run_callable(const MetropolisPlan& p) {
   std::vector<Chain> ch(static_cast<std::size_t>(C));
   p.target->fn(X.data(), C, D, LY.data());
   for (std::int64_t c = 0; c < C; ++c) {
-    check_logp(LY[static_cast<std::size_t>(c)], -1, c);
+    check_logp(p, LY[static_cast<std::size_t>(c)], -1, c);
     ch[static_cast<std::size_t>(c)].lp = LY[static_cast<std::size_t>(c)];
     if (p.best_x != nullptr) {
       p.best_lp[c] = LY[static_cast<std::size_t>(c)];
@@ -130,7 +127,7 @@ void run_callable(const MetropolisPlan& p) {
       K.mh_propose(p, t, c0, c1, X.data(), F.data(), Y.data(), LQ.data(), LU.data());
     });
     p.target->fn(Y.data(), C, D, LY.data());
-    for (std::int64_t c = 0; c < C; ++c) check_logp(LY[static_cast<std::size_t>(c)], t, c);
+    for (std::int64_t c = 0; c < C; ++c) check_logp(p, LY[static_cast<std::size_t>(c)], t, c);
     parallel_for(C, 64, [&](std::int64_t c0, std::int64_t c1) {
       for (std::int64_t c = c0; c < c1; ++c) {
         Chain& h = ch[static_cast<std::size_t>(c)];

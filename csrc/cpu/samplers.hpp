@@ -9,6 +9,8 @@ namespace kexue {
 namespace cpu {
 
 struct MetropolisPlan {
+  const char* op = "samplers.metropolis";  ///< for errors: the function ...
+  const char* what = "target";             ///< ... and what it calls the density
   const samplers::Target* target = nullptr;
   const samplers::MetropolisOptions* opt = nullptr;
   std::int64_t C = 0, D = 0, n_steps = 0, S = 0;

@@ -74,7 +74,8 @@ KX_API void anneal_spins(const Array& J, const Array& h, const Array& spins,
 /// Gibbs sampling with a caller's full conditionals: fn(x [C,N], i, logits
 /// [C,S]) fills the logits of coordinate i for every chain given the others.
 /// x0 [C,N] int64 in [0, S); scan "systematic" (i = 0..N-1 each sweep) or
-/// random (update j of sweep t picks i = floor(U1 N) of block t*N + j); the
+/// random (update j of sweep t picks i = floor(U1 N) of block t*N + j of the
+/// stream shared by all chains, chain number 2^64 - 1); the
 /// draw uses U0 of block t*N + j of chain chain_offset + c. samples [C,R,N]
 /// int64 after every record_every-th sweep, R = n_sweeps / record_every.
 KX_API void gibbs(const std::function<void(const std::int64_t*, std::int64_t, std::int64_t,

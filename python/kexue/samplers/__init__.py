@@ -231,27 +231,34 @@ def temperatures(schedule, n_steps):
     array([1.  , 0.1 , 0.01])
     """
     op = "samplers.anneal"
-    n = int(n_steps)
+    n = check_int(op, "n_steps", n_steps)
+    bad = (f"[kexue.{op}] schedule must be ('geometric', T0, T1), ('linear', T0, T1), "
+           f"('log', c) or an array of {n} temperatures; got {schedule!r}")
     if not isinstance(schedule, tuple):
-        T = np.asarray(schedule, dtype=np.float64)
+        try:
+            T = np.asarray(schedule, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise ValueError(bad) from None
         if T.shape != (n,):
-            raise ValueError(f"[kexue.{op}] schedule must be a tuple or an array of {n} temperatures; got shape {T.shape}")
+            raise ValueError(bad)
         return np.ascontiguousarray(T)
+    try:
+        kind, args = schedule[0], [float(a) for a in schedule[1:]]
+    except (TypeError, ValueError, IndexError):
+        raise ValueError(bad) from None
     t = np.arange(n, dtype=np.float64)
     frac = t / (n - 1) if n > 1 else np.zeros(n)
-    kind = schedule[0] if schedule else None
-    if kind == "geometric" and len(schedule) == 3:
-        T0, T1 = float(schedule[1]), float(schedule[2])
+    if kind == "geometric" and len(args) == 2:
+        T0, T1 = args
         if not (T0 > 0 and T1 > 0):
             raise ValueError(f"[kexue.{op}] schedule temperatures must be > 0; got {T0}, {T1}")
         return T0 * (T1 / T0) ** frac
-    if kind == "linear" and len(schedule) == 3:
-        T0, T1 = float(schedule[1]), float(schedule[2])
+    if kind == "linear" and len(args) == 2:
+        T0, T1 = args
         return T0 + (T1 - T0) * frac
-    if kind == "log" and len(schedule) == 2:
-        return float(schedule[1]) / np.log(t + 2.0)
-    raise ValueError(f"[kexue.{op}] schedule must be ('geometric', T0, T1), ('linear', T0, T1), "
-                     f"('log', c) or an array; got {schedule!r}")
+    if kind == "log" and len(args) == 1:
+        return args[0] / np.log(t + 2.0)
+    raise ValueError(bad)
 
 
 class AnnealResult:
@@ -281,6 +288,11 @@ def anneal(energy, x0, n_steps, *, schedule=("geometric", 1.0, 0.01), step_size=
     n_steps : int; schedule : see :func:`temperatures`
     step_size : random-walk scale (continuous targets; the proposal ratio is not tempered)
     seed, chain_offset : as in :func:`metropolis`
+    progress : bool -- a progress line on stderr (callable energies only)
+
+    The spin glass's energy trace is a running sum of the accepted flips' dE
+    (the core and the twin alike), so with non-integer couplings it can differ
+    from ``SpinGlass.energy(state)`` in the last bits.
 
     Returns
     -------
@@ -364,6 +376,8 @@ def gibbs(conditional, x0, n_sweeps, n_states, *, scan="systematic", seed=0, cha
     x = np.asarray(x0)
     if x.dtype.kind not in "iu":
         raise TypeError(f"[kexue.{op}] x0 must be an integer array [C, N]; got {x.dtype}")
+    if x.dtype.kind == "u" and x.size and x.max() > np.iinfo(np.int64).max:
+        raise IndexError(f"[kexue.{op}] x0 must be in [0, n_states); got {x.max()}")
     x = np.ascontiguousarray(x, dtype=np.int64)
     return _core.smp_gibbs(conditional, x, check_int(op, "n_sweeps", n_sweeps),
                            check_int(op, "n_states", n_states), random_scan=scan == "random",
