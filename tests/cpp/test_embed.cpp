@@ -487,6 +487,73 @@ void run_attention() {
       "attention.sdpa: a head count that does not divide throws ValueError-kind");
 }
 
+// The samplers through the installed package: heat-bath Ising at beta = 0 is
+// a fair coin per site, Metropolis on N(0, 1) has the right moments, the
+// spin-glass annealer finds a ferromagnet's ground state, and a bad call
+// throws before any work.
+void run_samplers() {
+  namespace sm = kexue::samplers;
+  const std::int64_t C = 4, H = 16, W = 16, S = 50;
+  std::vector<std::int8_t> spins(static_cast<std::size_t>(C * H * W));
+  std::vector<double> mag(C * S), en(C * S);
+  sm::LatticeOptions lo;
+  lo.beta = 0.0;
+  lo.n_sweeps = S;
+  lo.seed = 7;
+  sm::gibbs_ising(kexue::Array::of(spins.data(), {C, H, W}), lo, kexue::Array::of(mag.data(), {C, S}),
+                  kexue::Array::of(en.data(), {C, S}));
+  double m = 0.0, m2 = 0.0;
+  for (double v : mag) {
+    m += v;
+    m2 += v * v;
+  }
+  m /= static_cast<double>(mag.size());
+  m2 /= static_cast<double>(mag.size());
+  // independent fair spins: mean 0, E[m^2] = 1/(H W); 200 draws of m
+  check(std::fabs(m) < 4.0 * std::sqrt(1.0 / (H * W) / 200.0), "samplers.gibbs_ising beta=0: mean magnetisation ~ 0");
+  check(std::fabs(m2 * H * W - 1.0) < 0.35, "samplers.gibbs_ising beta=0: E[m^2] = 1/(H W)");
+  sm::Target t;
+  t.kind = sm::TargetKind::Gaussian;
+  t.mean = {0.0};
+  t.chol = {1.0};
+  sm::MetropolisOptions mo;
+  mo.step_size = {2.4};
+  mo.burn = 200;
+  mo.seed = 3;
+  const std::int64_t MC = 64, n = 2000;
+  std::vector<double> x0(MC, 0.0), samples(MC * n), lp(MC * n), acc(MC), st(MC);
+  sm::metropolis(t, kexue::Array::of(x0.data(), {MC, 1}), n, mo, kexue::Array::of(samples.data(), {MC, n, 1}),
+                 kexue::Array::of(lp.data(), {MC, n}), kexue::Array::of(acc.data(), {MC}),
+                 kexue::Array::of(st.data(), {MC}));
+  double s1 = 0.0, s2 = 0.0;
+  for (double v : samples) {
+    s1 += v;
+    s2 += v * v;
+  }
+  s1 /= static_cast<double>(samples.size());
+  s2 /= static_cast<double>(samples.size());
+  check(std::fabs(s1) < 0.05 && std::fabs(s2 - 1.0) < 0.06, "samplers.metropolis N(0,1): mean 0, variance 1");
+  // a 4-spin ferromagnetic ring in a field 0.1: ground energy -4.4 (all up)
+  const double J[16] = {0, 1, 0, 1, 1, 0, 1, 0, 0, 1, 0, 1, 1, 0, 1, 0};
+  const double h[4] = {0.1, 0.1, 0.1, 0.1};  // breaks the dE = 0 cycles of a bare ring
+  std::int8_t s0[8] = {1, -1, 1, -1, -1, 1, -1, 1}, best[8];
+  std::vector<double> temps(100), be(2), et(200);
+  for (int i = 0; i < 100; ++i) temps[static_cast<std::size_t>(i)] = 2.0 * std::pow(0.01, i / 99.0);
+  sm::anneal_spins(kexue::Array::of(J, {4, 4}), kexue::Array::of(h, {4}), kexue::Array::of(s0, {2, 4}),
+                   kexue::Array::of(temps.data(), {100}), 1, 0, kexue::Array::of(best, {2, 4}),
+                   kexue::Array::of(be.data(), {2}), kexue::Array::of(et.data(), {2, 100}));
+  check(std::fabs(be[0] + 4.4) < 1e-12 && std::fabs(be[1] + 4.4) < 1e-12,
+        "samplers.anneal_spins: a ferromagnetic ring's ground state (all up, E = -4.4)");
+  std::int8_t odd[2 * 5 * 6] = {};
+  expect_error(
+      [&] {
+        sm::gibbs_ising(kexue::Array::of(odd, {2, 5, 6}), lo, kexue::Array::of(mag.data(), {2, 1}),
+                        kexue::Array::of(en.data(), {2, 1}));
+      },
+      kexue::ErrorKind::Value, "[kexue.samplers.gibbs_ising] shape must be even in both axes",
+      "samplers.gibbs_ising: an odd lattice throws ValueError-kind");
+}
+
 }  // namespace
 
 int main() {
@@ -501,6 +568,7 @@ int main() {
   run_spans();
   run_optim();
   run_attention();
+  run_samplers();
   std::printf("%d passed, %d failed\n", g_passed, g_failed);
   return g_failed == 0 ? 0 : 1;
 }
