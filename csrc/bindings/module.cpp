@@ -19,6 +19,7 @@ void register_losses(py::module_& m);
 void register_global_pointer(py::module_& m);
 void register_optim(py::module_& m);
 void register_samplers(py::module_& m);
+void register_samplers_discrete(py::module_& m);
 }  // namespace bind
 }  // namespace kexue
 
@@ -55,4 +56,5 @@ PYBIND11_MODULE(_core, m) {
   kexue::bind::register_global_pointer(m);
   kexue::bind::register_optim(m);
   kexue::bind::register_samplers(m);
+  kexue::bind::register_samplers_discrete(m);
 }

@@ -6,6 +6,11 @@
   (called once per step for all chains; only that call holds the GIL).
 - :func:`gibbs_ising`, :func:`gibbs_potts` -- checkerboard heat-bath Gibbs
   sweeps of the 2-D periodic Ising and q-state Potts models.
+- :func:`gibbs_mrf` -- any pairwise discrete MRF (greedy colouring, colour
+  classes in parallel); :func:`lda` -- collapsed Gibbs for LDA (AD-LDA over a
+  fixed partition of the documents, or exact sequential).
+- :func:`gibbs` -- Gibbs with your own full conditionals; :func:`anneal` --
+  simulated annealing.
 - :func:`ess`, :func:`rhat`, :func:`summary` -- Vehtari et al. (2021)
   rank-normalised split R-hat and bulk/tail ESS (ArviZ's definitions).
 
@@ -18,44 +23,20 @@ reproduces every chain bit for bit.
 """
 from __future__ import annotations
 
-import sys
 
 import numpy as np
 
 from .. import _core
 from .._util import check_int
+from ._args import progress_arg, seed_arg
 from . import targets
+from ._discrete import LDAResult, MRFTrace, gibbs_mrf, lda
 from ._trace import IsingTrace, Trace
 from .diagnostics import ess, rhat, summary
 
-__all__ = ["AnnealResult", "IsingTrace", "Trace", "anneal", "ess", "gibbs", "gibbs_ising", "gibbs_potts", "metropolis", "rhat", "temperatures",
-           "summary", "targets"]
-
-_MAX_SEED = 2**64
-
-
-def _seed(op, seed):
-    s = check_int(op, "seed", seed)
-    if not 0 <= s < _MAX_SEED:
-        raise ValueError(f"[kexue.{op}] seed must be in [0, 2^64); got {s}")
-    return s
-
-
-def _progress(op, progress):
-    if not progress:
-        return None
-    state = {"last": -1}
-
-    def report(done, total):
-        pct = 100 * done // max(total, 1)
-        if pct != state["last"]:
-            state["last"] = pct
-            sys.stderr.write(f"\r[kexue.{op}] {done}/{total} ({pct}%)")
-            if done == total:
-                sys.stderr.write("\n")
-            sys.stderr.flush()
-
-    return report
+__all__ = ["AnnealResult", "IsingTrace", "LDAResult", "MRFTrace", "Trace", "anneal", "ess", "gibbs",
+           "gibbs_ising", "gibbs_mrf", "gibbs_potts", "lda", "metropolis", "rhat", "summary",
+           "targets", "temperatures"]
 
 
 def metropolis(target, x0, n_steps, *, step_size=0.1, proposal="gaussian", seed=0, burn=0,
@@ -126,8 +107,8 @@ def metropolis(target, x0, n_steps, *, step_size=0.1, proposal="gaussian", seed=
         independent = True
         kw.update(prop_mean=g.mean, prop_chol=g.chol.ravel(), step_size=np.ones(1))
     samples, logp, acc, st = _core.smp_metropolis(
-        kind, fn, x0, n_steps, independent=independent, seed=_seed(op, seed), burn=burn, thin=thin,
-        adapt=bool(adapt), chain_offset=chain_offset, progress=_progress(op, progress), **kw)
+        kind, fn, x0, n_steps, independent=independent, seed=seed_arg(op, seed), burn=burn, thin=thin,
+        adapt=bool(adapt), chain_offset=chain_offset, progress=progress_arg(op, progress), **kw)
     return Trace(samples=samples, logp=logp, accept_rate=acc, step_size=st)
 
 
@@ -159,7 +140,7 @@ def _lattice(op, shape, q, beta, n_sweeps, h, chains, seed, init, record_every, 
     mag, en = _core.smp_lattice(
         spins, q, beta=float(beta), h=float(h), n_sweeps=check_int(op, "n_sweeps", n_sweeps),
         record_every=check_int(op, "record_every", record_every),
-        chain_offset=check_int(op, "chain_offset", chain_offset), seed=_seed(op, seed), init=mode)
+        chain_offset=check_int(op, "chain_offset", chain_offset), seed=seed_arg(op, seed), init=mode)
     return IsingTrace(spins=spins, magnetization=mag, energy=en)
 
 
@@ -311,7 +292,7 @@ def anneal(energy, x0, n_steps, *, schedule=("geometric", 1.0, 0.01), step_size=
     if n_steps < 0:
         raise ValueError(f"[kexue.{op}] n_steps must be >= 0; got {n_steps}")
     T = temperatures(schedule, n_steps)
-    seed = _seed(op, seed)
+    seed = seed_arg(op, seed)
     chain_offset = check_int(op, "chain_offset", chain_offset)
     x0 = np.asarray(x0)
     if isinstance(energy, targets.SpinGlass):
@@ -336,7 +317,7 @@ def anneal(energy, x0, n_steps, *, schedule=("geometric", 1.0, 0.01), step_size=
                         f"got {type(energy).__name__}")
     st = np.atleast_1d(np.asarray(step_size, dtype=np.float64))
     bx, be, en, acc = _core.smp_anneal(kind, fn, np.ascontiguousarray(x0), T, step_size=st, seed=seed,
-                                       chain_offset=chain_offset, progress=_progress(op, progress), **kw)
+                                       chain_offset=chain_offset, progress=progress_arg(op, progress), **kw)
     return AnnealResult(bx, be, en, acc, T)
 
 
@@ -381,5 +362,5 @@ def gibbs(conditional, x0, n_sweeps, n_states, *, scan="systematic", seed=0, cha
     x = np.ascontiguousarray(x, dtype=np.int64)
     return _core.smp_gibbs(conditional, x, check_int(op, "n_sweeps", n_sweeps),
                            check_int(op, "n_states", n_states), random_scan=scan == "random",
-                           seed=_seed(op, seed), chain_offset=check_int(op, "chain_offset", chain_offset),
+                           seed=seed_arg(op, seed), chain_offset=check_int(op, "chain_offset", chain_offset),
                            record_every=check_int(op, "record_every", record_every))
