@@ -139,7 +139,7 @@ def _err(fn, msg, exc=ValueError):
 
 
 def _int_arg(fn, name, v, lo=None):
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)):
         raise _err(fn, f"{name} must be an int; got {type(v).__name__}", TypeError)
     v = int(v)
     if lo is not None and v < lo:

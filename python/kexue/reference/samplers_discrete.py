@@ -25,9 +25,9 @@ Python's ``math.lgamma`` and agrees to ~1e-12 relative):
   (block b: documents ``b*D//P .. (b+1)*D//P - 1``), each against the counts of
   the start of the iteration; ``exact=True``: one block (sequential Gibbs).
 
-This module imports only numpy and :mod:`kexue.reference.optim` (Philox), and
-the result classes of :mod:`kexue.samplers._discrete` when they import
-(otherwise stand-ins with the same fields).
+This module imports only numpy, :mod:`kexue.reference.optim` (Philox) and the
+argument helpers of :mod:`kexue.reference.samplers`; its results are small
+dataclasses with the fields of kexue.samplers' MRFTrace and LDAResult.
 """
 from __future__ import annotations
 
@@ -38,43 +38,44 @@ from dataclasses import dataclass
 import numpy as np
 
 from .optim import philox4x32_10
+from .samplers import _err, _int_arg, _seed_arg
 
-try:  # the real result types; stand-ins when the compiled package is absent
-    from kexue.samplers._discrete import LDAResult, MRFTrace  # type: ignore[import-not-found]
-except Exception:  # pragma: no cover - depends on the build
+# The twin's own result types (this package never imports kexue._core), with
+# the fields of kexue.samplers' MRFTrace and LDAResult.
 
-    @dataclass
-    class MRFTrace:  # type: ignore[no-redef]
-        """Stand-in: samples int32 [C,R,N], counts int64 [N,S], state int32 [C,N]."""
 
-        samples: np.ndarray
-        counts: np.ndarray
-        state: np.ndarray
+@dataclass
+class MRFTrace:
+    """The twin of kexue.samplers.MRFTrace: samples int32 [C,R,N], counts int64 [N,S], state int32 [C,N]."""
 
-        @property
-        def marginals(self):
-            c = np.asarray(self.counts, dtype=np.float64)
-            return c / c.sum(axis=1, keepdims=True)
+    samples: np.ndarray
+    counts: np.ndarray
+    state: np.ndarray
 
-        def __iter__(self):
-            yield self.samples
-            yield self.counts
+    @property
+    def marginals(self):
+        c = np.asarray(self.counts, dtype=np.float64)
+        return c / c.sum(axis=1, keepdims=True)
 
-    @dataclass
-    class LDAResult:  # type: ignore[no-redef]
-        """Stand-in: doc_topic [D,K], topic_word [K,V], loglik [n_iter], counts, topics."""
+    def __iter__(self):
+        yield self.samples
+        yield self.counts
 
-        doc_topic: np.ndarray
-        topic_word: np.ndarray
-        loglik: np.ndarray
-        doc_topic_counts: np.ndarray
-        topic_word_counts: np.ndarray
-        topics: np.ndarray
+@dataclass
+class LDAResult:
+    """The twin of kexue.samplers.LDAResult: doc_topic [D,K], topic_word [K,V], loglik [n_iter], counts, topics."""
 
-        def __iter__(self):
-            yield self.doc_topic
-            yield self.topic_word
-            yield self.loglik
+    doc_topic: np.ndarray
+    topic_word: np.ndarray
+    loglik: np.ndarray
+    doc_topic_counts: np.ndarray
+    topic_word_counts: np.ndarray
+    topics: np.ndarray
+
+    def __iter__(self):
+        yield self.doc_topic
+        yield self.topic_word
+        yield self.loglik
 
 
 __all__ = ["LDAResult", "MRFTrace", "gibbs_mrf", "greedy_colouring", "lda", "lda_loglik",
@@ -84,26 +85,6 @@ _U64 = np.uint64
 _MASK32 = _U64(0xFFFFFFFF)
 _INIT_BLOCK = 1 << 63
 _TWO_M53 = 2.0**-53
-
-
-def _err(fn, msg, exc=ValueError):
-    return exc(f"[kexue.samplers.{fn}] {msg}")
-
-
-def _int_arg(fn, name, v, lo=None):
-    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)):
-        raise _err(fn, f"{name} must be an int; got {type(v).__name__}", TypeError)
-    v = int(v)
-    if lo is not None and v < lo:
-        raise _err(fn, f"{name} must be >= {lo}; got {v}")
-    return v
-
-
-def _seed_arg(fn, seed):
-    seed = _int_arg(fn, "seed", seed)
-    if not 0 <= seed < 1 << 64:
-        raise _err(fn, f"seed must be in [0, 2^64); got {seed}")
-    return seed
 
 
 # ============================================================================
