@@ -20,6 +20,21 @@ class Workspace {
   char* ptr_;
 };
 
+/// 64-byte-aligned scratch of at least `bytes`, owned by the calling thread
+/// and kept between calls (grown, never shrunk): for kernels that parallel_for
+/// calls once per small work item, so no item pays an allocation. One user at
+/// a time per thread (the kernels using it call no other user).
+inline char* thread_scratch(std::size_t bytes) {
+  thread_local std::unique_ptr<char[]> buf;
+  thread_local std::size_t cap = 0;
+  if (cap < bytes + 64) {
+    buf.reset(new char[bytes + 64]);
+    cap = bytes + 64;
+  }
+  const auto addr = reinterpret_cast<std::uintptr_t>(buf.get());
+  return buf.get() + ((64 - addr % 64) % 64);
+}
+
 /// Rows per parallel chunk: fixed by B alone (never by the thread count), so
 /// per-chunk gradient accumulators reduce in the same order for any threads.
 /// Small batches split in two (both threads of a 2-core machine busy); from
