@@ -454,22 +454,10 @@ void sampler_gibbs(const GibbsPlan& p) {
             fail(ErrorKind::Value, "samplers.gibbs", "conditional returned ",
                  m == HUGE_VAL ? "+inf" : "no finite logit", " for coordinate ", i, " at sweep ", t,
                  " (chain ", c, ")");
-          double Z = 0.0;
-          for (std::int64_t a = 0; a < S; ++a) Z += std::exp(l[a] - m);
           const samplers::Block k =
               samplers::block(n, static_cast<std::uint64_t>(p.chain_offset + c), p.seed);
-          const double target = samplers::uniform53(k.w[0], k.w[1]) * Z;
-          double cum = 0.0;
-          std::int64_t pick = -1;
-          for (std::int64_t a = 0; a < S; ++a) {
-            const double e = std::exp(l[a] - m);
-            cum += e;
-            if (e > 0.0) pick = a;  // the last possible state (rounding fallback)
-            if (target < cum && e > 0.0) {
-              pick = a;
-              break;
-            }
-          }
+          const std::int64_t pick =
+              samplers::categorical(l, S, m, samplers::uniform53(k.w[0], k.w[1]));
           x[static_cast<std::size_t>(c * N + i)] = pick;
         }
       });

@@ -42,6 +42,24 @@ KX_HD inline void normals(const Block& k, double* z0, double* z1) {
   *z1 = r * std::sin(t);
 }
 
+/// A categorical draw from logits l[0..n) with max m (finite): e_a = exp(l_a - m),
+/// Z = e_0 + .. + e_{n-1} in order; the first a with u Z < e_0 + .. + e_a and
+/// e_a > 0, else (rounding) the last a with e_a > 0.
+KX_HD inline std::int64_t categorical(const double* l, std::int64_t n, double m, double u) {
+  double Z = 0.0;
+  for (std::int64_t a = 0; a < n; ++a) Z += std::exp(l[a] - m);
+  const double target = u * Z;
+  double cum = 0.0;
+  std::int64_t pick = -1;
+  for (std::int64_t a = 0; a < n; ++a) {
+    const double e = std::exp(l[a] - m);
+    cum += e;
+    if (e > 0.0) pick = a;
+    if (target < cum && e > 0.0) return a;
+  }
+  return pick;
+}
+
 /// The heat-bath threshold of the Ising model: a site becomes +1 iff its
 /// word is below T = min(floor(p 2^32), 2^32), p = 1 / (1 + exp(-2 beta f)).
 KX_HD inline std::uint64_t ising_threshold(double beta, double field) {
