@@ -20,6 +20,7 @@ void register_global_pointer(py::module_& m);
 void register_optim(py::module_& m);
 void register_samplers(py::module_& m);
 void register_samplers_discrete(py::module_& m);
+void register_text(py::module_& m);
 }  // namespace bind
 }  // namespace kexue
 
@@ -57,4 +58,5 @@ PYBIND11_MODULE(_core, m) {
   kexue::bind::register_optim(m);
   kexue::bind::register_samplers(m);
   kexue::bind::register_samplers_discrete(m);
+  kexue::bind::register_text(m);
 }

@@ -10,11 +10,11 @@ the thread count.
 from __future__ import annotations
 
 from . import _core
-from . import attention, crf, global_pointer, losses, memm, optim, samplers  # noqa: E402
+from . import attention, crf, global_pointer, losses, memm, optim, samplers, text  # noqa: E402
 
 __version__ = _core.__version__
 
-__all__ = ["attention", "crf", "global_pointer", "losses", "memm", "optim", "samplers", "get_num_threads", "set_num_threads", "simd_level", "__version__"]
+__all__ = ["attention", "crf", "global_pointer", "losses", "memm", "optim", "samplers", "text", "get_num_threads", "set_num_threads", "simd_level", "__version__"]
 
 
 def get_num_threads() -> int:

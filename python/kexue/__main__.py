@@ -1,4 +1,4 @@
-"""Command line: ``python -m kexue {info,bench}`` and ``python -m kexue --cmake-dir``."""
+"""Command line: ``python -m kexue {info,bench,text}`` and ``python -m kexue --cmake-dir``."""
 
 from __future__ import annotations
 
@@ -111,6 +111,58 @@ def bench(
     return 0
 
 
+# ---------------------------------------------------------------------------
+# text
+
+
+def _parse_keywords(spec: str) -> list[str]:
+    """'cat mat' -> two keywords; 'on the mat, cat' -> 'on the mat' (3 tokens) and 'cat'."""
+    if "," in spec:
+        return [k.strip() for k in spec.split(",") if k.strip()]
+    return spec.split()
+
+
+def text(args: argparse.Namespace) -> int:
+    """Train an NGramLM on a corpus and print keyword-constrained sentences."""
+    import time
+
+    import numpy as np
+
+    from kexue import text as kt
+
+    t0 = time.perf_counter()
+    if args.corpus:
+        with open(args.corpus, encoding="utf-8") as f:
+            lines = [line for line in f.read().split("\n") if line.strip()]
+        source = args.corpus
+    else:
+        lines = kt.corpus.generate(args.sentences, seed=args.corpus_seed)
+        source = f"kexue.text.corpus.generate({args.sentences}, seed={args.corpus_seed})"
+    lm = kt.NGramLM.fit_text(lines, order=args.order)
+    print(f"corpus     {source}: {len(lines)} sentences, vocabulary {lm.vocab_size}")
+    print(f"model      {lm!r} ({time.perf_counter() - t0:.1f} s)")
+    keywords = _parse_keywords(args.keywords)
+    if not keywords:
+        raise SystemExit("kexue text: --keywords is empty")
+    missing = [w for k in keywords for w in k.split() if w not in lm._index]
+    if missing:
+        raise SystemExit(f"kexue text: not in the corpus vocabulary: {', '.join(missing)}")
+    anneal = None if args.anneal is None else ("geometric", args.anneal[0], args.anneal[1])
+    t1 = time.perf_counter()
+    r = kt.constrained_generate(lm, keywords, n_steps=args.steps, chains=args.chains, gamma=args.gamma,
+                                proposal_topk=args.topk, seed=args.seed, anneal=anneal,
+                                progress=not args.no_progress)
+    dt = time.perf_counter() - t1
+    print(f"sampler    {args.chains} chains x {args.steps} steps in {dt:.2f} s "
+          f"({args.chains * args.steps / max(dt, 1e-9):,.0f} proposals/s); acceptance "
+          + ", ".join(f"{m} {a:.2f}" for m, a in r.acceptance.items()))
+    print(f"keywords   {' | '.join(keywords)}")
+    order = np.argsort(-r.best_score, kind="stable")
+    for c in order:
+        print(f"{r.best_score[c]:9.3f}  {lm.decode(r.best[c])}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m kexue",
@@ -143,6 +195,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         metavar="N",
         help="thread counts to run at (default: 1 2)",
     )
+    t = sub.add_parser(
+        "text",
+        help="generate sentences that contain given keywords (n-gram LM + MCMC)",
+        description="Fit a Kneser-Ney n-gram model on a corpus (default: the generated template "
+        "corpus) and run keyword-constrained Metropolis-Hastings (kexue.text).",
+    )
+    t.add_argument("--corpus", metavar="FILE", help="one sentence per line, whitespace-tokenised")
+    t.add_argument("--sentences", type=int, default=100_000,
+                   help="size of the generated corpus when no --corpus is given (default 100000)")
+    t.add_argument("--corpus-seed", type=int, default=0, help=argparse.SUPPRESS)
+    t.add_argument("--keywords", required=True,
+                   help='"w1 w2": one keyword per word; with commas, "new york, city": multi-word keywords')
+    t.add_argument("--order", type=int, default=3, help="n-gram order, 2..5 (default 3)")
+    t.add_argument("--steps", type=int, default=200, help="MH steps per chain (default 200)")
+    t.add_argument("--chains", type=int, default=8, help="chains (default 8)")
+    t.add_argument("--gamma", type=float, default=1.0, help="target exponent (default 1.0)")
+    t.add_argument("--topk", type=int, default=64, help="candidates per slot (default 64)")
+    t.add_argument("--anneal", type=float, nargs=2, metavar=("T0", "T1"),
+                   help="geometric annealing from T0 to T1 (search for the best sentence)")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--no-progress", action="store_true", help="no progress line on stderr")
     args = parser.parse_args(argv)
 
     if args.cmake_dir:
@@ -155,6 +228,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if any(n < 1 for n in args.threads):
             b.error("--threads: thread counts must be >= 1")
         return bench(args.areas, args.quick, args.threads, b)
+    if args.command == "text":
+        return text(args)
     parser.print_help()
     return 0
 

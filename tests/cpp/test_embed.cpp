@@ -9,6 +9,7 @@
 // failure.
 #include <kexue/kexue.hpp>
 
+#include <algorithm>
 #include <array>
 #include <cmath>
 #include <cstdint>
@@ -554,6 +555,70 @@ void run_samplers() {
       "samplers.gibbs_ising: an odd lattice throws ValueError-kind");
 }
 
+// kexue.text through the installed package: Kneser-Ney conditionals sum to 1,
+// a sentence's log probability is the sum of its positions, save/load keeps
+// every number, a truncated file is refused, and the sampler keeps its
+// keywords in every accepted state.
+void run_text() {
+  namespace tx = kexue::text;
+  const std::vector<std::int64_t> tok = {0, 1, 2, 3, 0, 1, 1, 2, 2, 0, 3, 1, 0, 2};
+  const std::vector<std::int64_t> off = {0, 4, 8, 10, 14};
+  const tx::NGramModel lm = tx::NGramModel::fit(tok.data(), off.data(), 4, 3, 5);
+  std::vector<double> nl(6), pos(4);
+  const std::int64_t prefix[3] = {0, 1, 4};
+  double worst = 0.0;
+  for (std::int64_t n = 0; n <= 3; ++n) {
+    lm.next_logprobs(prefix, n, nl.data());
+    double s = 0.0;
+    for (double v : nl) s += std::exp(v);
+    worst = std::max(worst, std::fabs(s - 1.0));
+  }
+  check(worst < 1e-12, "text.NGramModel: p(. | prefix) sums to 1 over tokens and end");
+  const std::int64_t x[3] = {0, 1, 2};
+  lm.position_logprobs(x, 3, pos.data());
+  check(std::fabs(pos[0] + pos[1] + pos[2] + pos[3] - lm.logprob(x, 3)) == 0.0,
+        "text.NGramModel: logprob is the sum of the position log probabilities");
+  const std::string path = "kexue_embed_test.kxlm";
+  lm.save(path);
+  const tx::NGramModel back = tx::NGramModel::load(path);
+  check(back.logprob(x, 3) == lm.logprob(x, 3) && back.discounts() == lm.discounts(),
+        "text.NGramModel: save/load round trip");
+  {
+    std::FILE* f = std::fopen(path.c_str(), "r+b");
+    std::fseek(f, 0, SEEK_END);
+    const long size = std::ftell(f);
+    std::fclose(f);
+    std::vector<char> buf(static_cast<std::size_t>(size));
+    f = std::fopen(path.c_str(), "rb");
+    const std::size_t got = std::fread(buf.data(), 1, buf.size(), f);
+    std::fclose(f);
+    f = std::fopen(path.c_str(), "wb");
+    std::fwrite(buf.data(), 1, got - 3, f);
+    std::fclose(f);
+  }
+  expect_error([&] { tx::NGramModel::load(path); }, kexue::ErrorKind::Value, "[kexue.text.NGramLM.load]",
+               "text.NGramModel.load: a truncated file throws ValueError-kind");
+  std::remove(path.c_str());
+  tx::GenerateOptions o;
+  o.n_steps = 300;
+  o.chains = 4;
+  o.topk = 3;
+  o.max_len = 8;
+  const tx::GenerateResult r = tx::generate(lm, {{3}, {1, 2}}, o);
+  bool kept = r.proposed[0] + r.proposed[1] + r.proposed[2] > 0;
+  for (const auto& c : r.chains)
+    for (std::size_t a = 0; a + 1 < c.traj_offsets.size(); ++a) {
+      const std::vector<std::int64_t> s(c.traj_tokens.begin() + c.traj_offsets[a],
+                                        c.traj_tokens.begin() + c.traj_offsets[a + 1]);
+      std::size_t k = 0;
+      while (k < s.size() && s[k] != 3) ++k;
+      std::size_t j = k + 1;
+      while (j + 1 < s.size() && !(s[j] == 1 && s[j + 1] == 2)) ++j;
+      kept = kept && k < s.size() && j + 1 < s.size() && s.size() <= 8;
+    }
+  check(kept, "text.generate: every accepted state holds the keywords in order");
+}
+
 }  // namespace
 
 int main() {
@@ -569,6 +634,7 @@ int main() {
   run_optim();
   run_attention();
   run_samplers();
+  run_text();
   std::printf("%d passed, %d failed\n", g_passed, g_failed);
   return g_failed == 0 ? 0 : 1;
 }

@@ -10,6 +10,7 @@
 #include "kexue/global_pointer.hpp"
 #include "kexue/optim.hpp"
 #include "kexue/samplers.hpp"
+#include "kexue/text.hpp"
 #include "kexue/losses.hpp"
 #include "kexue/memm.hpp"
 #include "kexue/version.hpp"
