@@ -509,7 +509,9 @@ def _f1_samples(dtype, rng):
     b = [[0, 0, 1, 2], [1, 0, 0, 1], [0, 0, 1, 2]]
     return [Sample((a, b), {}, "partial"), Sample(([], b), {}, "no-pred"),
             Sample((a, []), {}, "no-gold"), Sample(([], []), {}, "empty"),
-            Sample((np.array(a), np.array(a)), {}, "same")]
+            Sample((np.array(a), np.array(a)), {}, "same"),
+            Sample((np.array(a, np.int32), np.array(b, np.uint8)), {}, "int32-uint8"),
+            Sample((rng.integers(0, 3, (400, 4)), rng.integers(0, 3, (300, 4))), {}, "random-dups")]
 
 
 def _predict_samples(dtype, rng):

@@ -159,5 +159,46 @@ void loss(const Array& scores, const Array& spans, const Array& loss_out, const 
   }
 }
 
+namespace {
+
+std::vector<Span> distinct_rows(const Array& a, const char* name) {
+  const char* op = "global_pointer.f1";
+  std::vector<Span> rows;
+  if (a.size() == 0) return rows;  // an empty list of spans, whatever its shape
+  KX_CHECK_VALUE(a.is_index(), op, name, " must be integer [n,4] rows (batch, type, start, end); got dtype ",
+                 a.name);
+  KX_CHECK_VALUE(a.ndim() == 2 && a.dim(1) == 4, op, name,
+                 " must be integer [n,4] rows (batch, type, start, end); got shape ", a.shape_str());
+  rows.resize(static_cast<std::size_t>(a.dim(0)));
+  for (std::int64_t r = 0; r < a.dim(0); ++r)
+    for (int c = 0; c < 4; ++c)
+      rows[static_cast<std::size_t>(r)][static_cast<std::size_t>(c)] =
+          a.dtype == DType::Int32 ? a.ptr<std::int32_t>()[r * 4 + c] : a.ptr<std::int64_t>()[r * 4 + c];
+  std::sort(rows.begin(), rows.end());
+  rows.erase(std::unique(rows.begin(), rows.end()), rows.end());
+  return rows;
+}
+
+}  // namespace
+
+F1Counts f1_counts(const Array& pred_spans, const Array& gold_spans) {
+  const std::vector<Span> p = distinct_rows(pred_spans, "pred_spans");
+  const std::vector<Span> g = distinct_rows(gold_spans, "gold_spans");
+  F1Counts out;
+  out.pred = static_cast<std::int64_t>(p.size());
+  out.gold = static_cast<std::int64_t>(g.size());
+  std::size_t i = 0, j = 0;
+  while (i < p.size() && j < g.size()) {  // both sorted: one merge
+    if (p[i] < g[j]) ++i;
+    else if (g[j] < p[i]) ++j;
+    else {
+      ++out.tp;
+      ++i;
+      ++j;
+    }
+  }
+  return out;
+}
+
 }  // namespace global_pointer
 }  // namespace kexue

@@ -123,6 +123,19 @@ void register_global_pointer(py::module_& m) {
       py::arg("scores"), py::kw_only(), py::arg("threshold"), py::arg("mask") = py::none(),
       py::arg("flat") = false);
   m.def(
+      "gp_f1_counts",
+      [](const py::array& pred, const py::array& gold) {
+        const char* op = "global_pointer.f1";
+        const Array pv = view(pred, op, "pred_spans"), gv = view(gold, op, "gold_spans");
+        global_pointer::F1Counts c;
+        {
+          py::gil_scoped_release nogil;
+          c = global_pointer::f1_counts(pv, gv);
+        }
+        return py::make_tuple(c.pred, c.gold, c.tp);
+      },
+      py::arg("pred_spans"), py::arg("gold_spans"));
+  m.def(
       "gp_loss",
       [](const py::array& scores, const py::array& spans, bool return_grad) -> py::object {
         const char* op = "global_pointer.loss";

@@ -59,5 +59,13 @@ KX_API std::vector<Span> decode(const Array& scores, double threshold,
 /// losses::sparse_multilabel_crossentropy on the [B*E, T*T] view.
 KX_API void loss(const Array& scores, const Array& spans, const Array& loss, const Array* grad);
 
+/// Entity-level counts of predicted vs gold spans, each [n,4] int32/int64
+/// rows (batch, type, start, end) counted as sets (duplicates once): the
+/// distinct predicted rows, the distinct gold rows and the rows in both.
+struct F1Counts {
+  std::int64_t pred = 0, gold = 0, tp = 0;
+};
+KX_API F1Counts f1_counts(const Array& pred_spans, const Array& gold_spans);
+
 }  // namespace global_pointer
 }  // namespace kexue
