@@ -1,6 +1,7 @@
 // csrc/cpu/flat_map.hpp - an open-addressing hash map from uint64 keys to
 // int64 values (internal): linear probing over a power-of-two table, no
-// deletion. The n-gram model's (context, token) look-ups go through it.
+// deletion. The n-gram model's (context, token) look-ups go through it; a
+// key and its value share a slot, so a hit costs one cache line.
 #pragma once
 #include <cstdint>
 #include <vector>
@@ -20,25 +21,28 @@ class FlatMap {
   std::int64_t get(std::uint64_t key, std::int64_t missing = -1) const {
     std::size_t i = slot(key);
     while (true) {
-      const std::uint64_t k = keys_[i];
-      if (k == key) return vals_[i];
-      if (k == kEmpty) return missing;
+      const Slot& sl = slots_[i];
+      if (sl.key == key) return sl.val;
+      if (sl.key == kEmpty) return missing;
       i = (i + 1) & mask_;
     }
   }
 
+  /// Hint the cache about the slot of `key` (a look-up that will follow).
+  void prefetch(std::uint64_t key) const { __builtin_prefetch(&slots_[slot(key)]); }
+
   /// A reference to the value of `key`, inserted as `init` when absent.
   std::int64_t& at(std::uint64_t key, std::int64_t init = 0) {
-    if ((size_ + 1) * 4 > keys_.size() * 3) rehash(keys_.size() * 2);
+    if ((size_ + 1) * 4 > slots_.size() * 3) rehash(slots_.size() * 2);
     std::size_t i = slot(key);
     while (true) {
-      const std::uint64_t k = keys_[i];
-      if (k == key) return vals_[i];
-      if (k == kEmpty) {
-        keys_[i] = key;
-        vals_[i] = init;
+      Slot& sl = slots_[i];
+      if (sl.key == key) return sl.val;
+      if (sl.key == kEmpty) {
+        sl.key = key;
+        sl.val = init;
         ++size_;
-        return vals_[i];
+        return sl.val;
       }
       i = (i + 1) & mask_;
     }
@@ -47,8 +51,8 @@ class FlatMap {
   /// Calls fn(key, value) for every entry (table order).
   template <class F>
   void for_each(F&& fn) const {
-    for (std::size_t i = 0; i < keys_.size(); ++i)
-      if (keys_[i] != kEmpty) fn(keys_[i], vals_[i]);
+    for (const Slot& sl : slots_)
+      if (sl.key != kEmpty) fn(sl.key, sl.val);
   }
 
  private:
@@ -62,19 +66,20 @@ class FlatMap {
     h ^= h >> 29;
     return static_cast<std::size_t>(h) & mask_;
   }
+  struct Slot {
+    std::uint64_t key;
+    std::int64_t val;
+  };
   void rehash(std::size_t cap) {
-    std::vector<std::uint64_t> ok = std::move(keys_);
-    std::vector<std::int64_t> ov = std::move(vals_);
-    keys_.assign(cap, kEmpty);
-    vals_.assign(cap, 0);
+    std::vector<Slot> old = std::move(slots_);
+    slots_.assign(cap, Slot{kEmpty, 0});
     mask_ = cap - 1;
     size_ = 0;
-    for (std::size_t i = 0; i < ok.size(); ++i)
-      if (ok[i] != kEmpty) at(ok[i], ov[i]);
+    for (const Slot& sl : old)
+      if (sl.key != kEmpty) at(sl.key, sl.val);
   }
 
-  std::vector<std::uint64_t> keys_;
-  std::vector<std::int64_t> vals_;
+  std::vector<Slot> slots_;
   std::size_t mask_ = 0, size_ = 0;
 };
 

@@ -29,6 +29,7 @@ struct NGramImpl {
   std::vector<std::int32_t> succ_w;    ///< entries sorted by (node, token)
   std::vector<std::int64_t> succ_c;    ///< adjusted counts
   cpu::FlatMap child, count;       ///< (node * A + token) -> child node / adjusted count
+  std::vector<std::int32_t> ctx1;  ///< the child of the root by each token (-1: none), without hashing
   std::vector<double> p1;          ///< p_1(w), w = 0..V
   std::vector<std::int32_t> uni_order;  ///< tokens 0..V-1 by (p_1 desc, id asc)
   std::uint64_t uid = 0;           ///< distinct per model (keys the top-k caches)
@@ -41,9 +42,11 @@ struct NGramImpl {
   /// The contexts of position t of x (history BOS, x[0..t-1]): chain[k] is the
   /// node of the last k tokens, k = 1..depth (depth <= N - 1). Returns depth.
   int contexts(const std::int64_t* x, std::int64_t t, std::int32_t* chain) const {
-    std::int64_t node = 0;
-    int depth = 0;
-    for (int k = 1; k < N; ++k) {
+    std::int64_t node = ctx1[static_cast<std::size_t>(t == 0 ? V + 1 : x[t - 1])];
+    if (node < 0) return 0;
+    chain[1] = static_cast<std::int32_t>(node);
+    int depth = 1;
+    for (int k = 2; k < N; ++k) {
       const std::int64_t idx = t - k;
       if (idx < -1) break;
       const std::int64_t tok = idx == -1 ? V + 1 : x[idx];
@@ -68,11 +71,41 @@ struct NGramImpl {
     return p;
   }
 
-  /// log p of position t of the sentence x[0..n) (t = n: end of sentence).
-  double position_logprob(const std::int64_t* x, std::int64_t n, std::int64_t t) const {
-    std::int32_t chain[8];
-    const int depth = contexts(x, t, chain);
-    return std::log(prob(chain, depth, t < n ? x[t] : V));
+  /// log p of positions t0..t1-1 of the sentence x[0..n) into out[0..t1-t0)
+  /// (t = n: end of sentence). The  /// look-ups run level by level over all the positions, each level's
+  /// table slots prefetched by the one before, so their cache misses overlap.
+  void positions(const std::int64_t* x, std::int64_t n, std::int64_t t0, std::int64_t t1, double* out) const {
+    constexpr std::int64_t kMax = 64;
+    std::int32_t chain[kMax][8];
+    int depth[kMax];
+    for (std::int64_t b0 = t0; b0 < t1; b0 += kMax) {
+      const std::int64_t b1 = std::min(t1, b0 + kMax);
+      auto tok = [&](std::int64_t i) { return i == -1 ? V + 1 : x[i]; };
+      auto word = [&](std::int64_t t) { return t < n ? x[t] : V; };
+      for (std::int64_t t = b0; t < b1; ++t) {
+        const std::int32_t c = ctx1[static_cast<std::size_t>(tok(t - 1))];
+        int& d = depth[t - b0];
+        d = c < 0 ? 0 : 1;
+        chain[t - b0][1] = c;
+        if (c >= 0) {
+          count.prefetch(key(c, word(t)));
+          if (N > 2 && t - 2 >= -1) child.prefetch(key(c, tok(t - 2)));
+        }
+      }
+      for (int k = 2; k < N; ++k)
+        for (std::int64_t t = b0; t < b1; ++t) {
+          int& d = depth[t - b0];
+          if (d != k - 1 || t - k < -1) continue;
+          const std::int64_t c = child.get(key(chain[t - b0][k - 1], tok(t - k)));
+          if (c < 0) continue;
+          chain[t - b0][k] = static_cast<std::int32_t>(c);
+          d = k;
+          count.prefetch(key(c, word(t)));
+          if (k + 1 < N && t - k - 1 >= -1) child.prefetch(key(c, tok(t - k - 1)));
+        }
+      for (std::int64_t t = b0; t < b1; ++t)
+        out[t - t0] = std::log(prob(chain[t - b0], depth[t - b0], word(t)));
+    }
   }
 };
 

@@ -265,7 +265,6 @@ void check_options(const GenerateOptions& opt, std::int64_t V,
 /// others taken from ch.lps; the sum runs over every position in order.
 double edit_score(const NGramImpl& m, const Chain& ch, int kind, std::int64_t i, std::int64_t v,
                   std::vector<std::int64_t>& y, double gamma) {
-  const auto n = static_cast<std::int64_t>(ch.x.size());
   y.assign(ch.x.begin(), ch.x.end());
   std::int64_t shift = 0, hi;
   if (kind == kReplace) {
@@ -281,12 +280,13 @@ double edit_score(const NGramImpl& m, const Chain& ch, int kind, std::int64_t i,
     hi = i + m.N - 2;
   }
   const auto ny = static_cast<std::int64_t>(y.size());
-  (void)n;
+  hi = std::min(hi, ny);
+  double fresh[8];  // hi - i < N <= 5
+  m.positions(y.data(), ny, i, hi + 1, fresh);
   double s = 0.0;
   for (std::int64_t t = 0; t <= ny; ++t) {
     const double lp = t < i ? ch.lps[static_cast<std::size_t>(t)]
-                            : (t <= hi ? m.position_logprob(y.data(), ny, t)
-                                       : ch.lps[static_cast<std::size_t>(t + shift)]);
+                            : (t <= hi ? fresh[t - i] : ch.lps[static_cast<std::size_t>(t + shift)]);
     s += lp;
   }
   return gamma * s;
@@ -295,7 +295,7 @@ double edit_score(const NGramImpl& m, const Chain& ch, int kind, std::int64_t i,
 void refresh_lps(const NGramImpl& m, Chain& ch) {
   const auto n = static_cast<std::int64_t>(ch.x.size());
   ch.lps.resize(static_cast<std::size_t>(n + 1));
-  for (std::int64_t t = 0; t <= n; ++t) ch.lps[static_cast<std::size_t>(t)] = m.position_logprob(ch.x.data(), n, t);
+  m.positions(ch.x.data(), n, 0, n + 1, ch.lps.data());
 }
 
 }  // namespace

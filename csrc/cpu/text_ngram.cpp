@@ -45,6 +45,9 @@ std::shared_ptr<NGramImpl> finalize(int N, std::int64_t V, std::vector<std::int3
     m->len[h] = static_cast<std::int8_t>(m->len[static_cast<std::size_t>(parent[h])] + 1);
     m->child.at(m->key(parent[h], token[h])) = static_cast<std::int64_t>(h);
   }
+  m->ctx1.assign(static_cast<std::size_t>(m->A), -1);
+  for (std::size_t h = 1; h < nn; ++h)
+    if (parent[h] == 0) m->ctx1[static_cast<std::size_t>(token[h])] = static_cast<std::int32_t>(h);
   m->parent = std::move(parent);
   m->token = std::move(token);
   m->succ_off.assign(nn + 1, 0);
@@ -177,12 +180,17 @@ std::vector<double> NGramModel::discounts() const {
 }
 
 void NGramModel::position_logprobs(const std::int64_t* x, std::int64_t n, double* out) const {
-  for (std::int64_t t = 0; t <= n; ++t) out[t] = impl_->position_logprob(x, n, t);
+  impl_->positions(x, n, 0, n + 1, out);
 }
 
 double NGramModel::logprob(const std::int64_t* x, std::int64_t n) const {
+  double buf[64];
   double s = 0.0;
-  for (std::int64_t t = 0; t <= n; ++t) s += impl_->position_logprob(x, n, t);
+  for (std::int64_t t0 = 0; t0 <= n; t0 += 64) {
+    const std::int64_t t1 = std::min(n + 1, t0 + 64);
+    impl_->positions(x, n, t0, t1, buf);
+    for (std::int64_t t = t0; t < t1; ++t) s += buf[t - t0];
+  }
   return s;
 }
 

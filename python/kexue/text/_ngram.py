@@ -12,12 +12,21 @@ from .._util import check_int
 def _flat(op, name, seqs):
     """A list of 1-D int sequences -> (tokens int64 [total], offsets int64 [n + 1])."""
     if isinstance(seqs, np.ndarray) and seqs.ndim == 2:
+        if seqs.dtype.kind in "iu" and (seqs.dtype.kind == "i" or not seqs.size or seqs.max() <= 2**62):
+            n, L = seqs.shape
+            return (np.ascontiguousarray(seqs.reshape(-1), np.int64), np.arange(n + 1, dtype=np.int64) * L)
         seqs = list(seqs)
     if isinstance(seqs, (str, bytes)) or not hasattr(seqs, "__len__"):
         raise TypeError(f"[kexue.{op}] {name} must be a list of integer sequences; got {type(seqs).__name__}")
+    fast = _flat_fast(seqs)
+    if fast is not None:
+        return fast
     arrs = []
     for i, s in enumerate(seqs):
-        a = np.asarray(s)
+        try:
+            a = np.asarray(s)
+        except (TypeError, ValueError):
+            raise ValueError(f"[kexue.{op}] {name}[{i}] must be a 1-D sequence of token ids; got {s!r}") from None
         if a.size == 0:
             a = a.reshape(0).astype(np.int64)
         if a.ndim != 1:
@@ -31,6 +40,38 @@ def _flat(op, name, seqs):
     if arrs:
         np.cumsum([a.size for a in arrs], out=offsets[1:])
     tokens = np.concatenate(arrs) if arrs else np.zeros(0, np.int64)
+    return np.ascontiguousarray(tokens, np.int64), offsets
+
+
+def _flat_fast(seqs):
+    """The common cases without a Python loop over tokens: 1-D integer numpy
+    arrays, or lists of Python ints. None: take the checked path (which
+    also names what is wrong)."""
+    if not len(seqs):
+        return None
+    first = seqs[0]
+    if isinstance(first, np.ndarray):
+        if not all(type(a) is np.ndarray and a.ndim == 1 for a in seqs):
+            return None
+        tokens = np.concatenate(seqs)
+        lens = np.fromiter((a.size for a in seqs), np.int64, len(seqs))
+    elif isinstance(first, list):
+        if not all(type(a) is list for a in seqs):
+            return None
+        flat = [v for a in seqs for v in a]
+        if not all(type(v) is int for v in flat):
+            return None
+        try:
+            tokens = np.array(flat, dtype=np.int64)
+        except OverflowError:
+            return None
+        lens = np.fromiter((len(a) for a in seqs), np.int64, len(seqs))
+    else:
+        return None
+    if tokens.dtype.kind not in "iu" or (tokens.dtype.kind == "u" and tokens.size and tokens.max() > 2**62):
+        return None
+    offsets = np.zeros(len(seqs) + 1, np.int64)
+    np.cumsum(lens, out=offsets[1:])
     return np.ascontiguousarray(tokens, np.int64), offsets
 
 
