@@ -264,7 +264,7 @@ void check_options(const GenerateOptions& opt, std::int64_t V,
 /// i, delete x_i): positions whose window the edit touches are recomputed, the
 /// others taken from ch.lps; the sum runs over every position in order.
 double edit_score(const NGramImpl& m, const Chain& ch, int kind, std::int64_t i, std::int64_t v,
-                  std::vector<std::int64_t>& y, double gamma) {
+                  std::vector<std::int64_t>& y, double gamma, const std::int32_t* chain_i, int depth_i) {
   y.assign(ch.x.begin(), ch.x.end());
   std::int64_t shift = 0, hi;
   if (kind == kReplace) {
@@ -282,7 +282,12 @@ double edit_score(const NGramImpl& m, const Chain& ch, int kind, std::int64_t i,
   const auto ny = static_cast<std::int64_t>(y.size());
   hi = std::min(hi, ny);
   double fresh[8];  // hi - i < N <= 5
-  m.positions(y.data(), ny, i, hi + 1, fresh);
+  std::int64_t from = i;
+  if (kind != kDelete) {  // position i keeps its context x[:i] (given): only its token changed
+    fresh[0] = std::log(m.prob(chain_i, depth_i, i < ny ? y[static_cast<std::size_t>(i)] : m.V));
+    from = i + 1;
+  }
+  if (from <= hi) m.positions(y.data(), ny, from, hi + 1, fresh + (from - i));
   double s = 0.0;
   for (std::int64_t t = 0; t <= ny; ++t) {
     const double lp = t < i ? ch.lps[static_cast<std::size_t>(t)]
@@ -333,8 +338,8 @@ GenerateResult generate(const NGramModel& lm, const std::vector<std::vector<std:
           ch.fv.resize(ch.C.size());
           const int kind = ch.move == kInsert ? kInsert : kReplace;  // delete: x with x_i := v
           for (std::size_t j = 0; j < ch.C.size(); ++j)
-            ch.fv[j] = edit_score(m, ch, kind, ch.i, ch.C[j], y, opt.gamma);
-          if (ch.move == kDelete) ch.f_del = edit_score(m, ch, kDelete, ch.i, 0, y, opt.gamma);
+            ch.fv[j] = edit_score(m, ch, kind, ch.i, ch.C[j], y, opt.gamma, chain, depth);
+          if (ch.move == kDelete) ch.f_del = edit_score(m, ch, kDelete, ch.i, 0, y, opt.gamma, chain, depth);
           const auto before = ch.accepted[ch.move];
           decide(ch, s, t, g, opt.temperatures.empty() ? 1.0 : opt.temperatures[static_cast<std::size_t>(t)]);
           if (ch.accepted[ch.move] != before) refresh_lps(m, ch);
