@@ -71,7 +71,7 @@ def test_concurrent_calls_from_python_threads():
             assert a.tobytes() == b.tobytes()
 
 
-@pytest.mark.parametrize("module", [kexue.attention, kexue.attention.masks, kexue.samplers, kexue.samplers.targets, kexue.samplers.diagnostics, kexue.text._ngram, kexue.text._generate, kexue.crf, kexue.memm, kexue.losses, kexue.global_pointer, kexue.optim,
+@pytest.mark.parametrize("module", [kexue.attention, kexue.attention.masks, kexue.samplers, kexue.samplers.targets, kexue.samplers.diagnostics, kexue.text._ngram, kexue.text._generate, kexue.text.corpus, kexue.crf, kexue.memm, kexue.losses, kexue.global_pointer, kexue.optim,
                                     kexue.optim.functional, kexue.optim.schedules],
                          ids=lambda m: m.__name__)
 def test_docstring_examples(module):

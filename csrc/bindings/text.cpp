@@ -24,7 +24,7 @@ struct Flat {
   std::int64_t n;
 };
 
-Flat flat(const I64& tokens, const I64& offsets, const char* op, std::int64_t V) {
+Flat flat(const I64& tokens, const I64& offsets, const char* op, std::int64_t V, const char* name = "seqs") {
   const std::int64_t n = offsets.size() - 1;
   if (n < 0) fail(ErrorKind::Value, op, "internal: empty offsets");
   const std::int64_t* o = offsets.data();
@@ -35,7 +35,7 @@ Flat flat(const I64& tokens, const I64& offsets, const char* op, std::int64_t V)
     if (V > 0)
       for (std::int64_t i = o[s]; i < o[s + 1]; ++i)
         if (t[i] < 0 || t[i] >= V)
-          fail(ErrorKind::Index, op, "seqs must hold token ids in [0, ", V, "); sequence ", s, " has ", t[i]);
+          fail(ErrorKind::Index, op, name, " must hold token ids in [0, ", V, "); sequence ", s, " has ", t[i]);
   }
   return Flat{t, o, n};
 }
@@ -196,14 +196,14 @@ void register_text(py::module_& m) {
            [](const NGramModel& lm, const I64& seq) {
              const std::int64_t n = seq.size();
              std::int64_t o[2] = {0, n};
-             flat(seq, I64(2, o), "text.NGramLM.position_logprobs", lm.vocab_size());
+             flat(seq, I64(2, o), "text.NGramLM.position_logprobs", lm.vocab_size(), "seq");
              py::array_t<double> out(static_cast<py::ssize_t>(n + 1));
              lm.position_logprobs(seq.data(), n, out.mutable_data());
              return out;
            })
       .def("next_logprobs",
            [](const NGramModel& lm, const I64& tokens, const I64& offsets) {
-             const Flat f = flat(tokens, offsets, "text.NGramLM.next_logprobs", lm.vocab_size());
+             const Flat f = flat(tokens, offsets, "text.NGramLM.next_logprobs", lm.vocab_size(), "prefixes");
              const std::int64_t W = lm.vocab_size() + 1;
              py::array_t<double> out({static_cast<py::ssize_t>(f.n), static_cast<py::ssize_t>(W)});
              double* o = out.mutable_data();
@@ -216,7 +216,7 @@ void register_text(py::module_& m) {
            })
       .def("topk", [](const NGramModel& lm, const I64& prefix, std::int64_t k) {
         std::int64_t o[2] = {0, prefix.size()};
-        flat(prefix, I64(2, o), "text.NGramLM.topk", lm.vocab_size());
+        flat(prefix, I64(2, o), "text.NGramLM.topk", lm.vocab_size(), "prefix");
         if (k < 1) fail(ErrorKind::Value, "text.NGramLM.topk", "k must be >= 1; got ", k);
         std::vector<std::int32_t> out;
         lm.topk(prefix.data(), prefix.size(), k, out);

@@ -94,7 +94,7 @@ class NGramLM:
     >>> lm = kexue.text.NGramLM.fit([[0, 1, 2], [0, 1, 1, 2]], order=2)
     >>> lm.vocab_size, lm.eos
     (3, 3)
-    >>> float(np.exp(lm.next_logprobs([[0]])[0]).sum())
+    >>> round(float(np.exp(lm.next_logprobs([[0]])[0]).sum()), 12)
     1.0
     """
 
@@ -179,6 +179,13 @@ class NGramLM:
         int32 token and int64 adjusted count of every entry, sorted; uint64
         FNV-1a-64 of all the bytes before it. Loading checks the sizes, the
         order of the tables and the checksum.
+
+        >>> import os, tempfile
+        >>> lm = kexue.text.NGramLM.fit([[0, 1], [0]], order=2)
+        >>> path = os.path.join(tempfile.mkdtemp(), "lm.kxlm")
+        >>> lm.save(path)
+        >>> bool(kexue.text.NGramLM.load(path).logprob([[0, 1]])[0] == lm.logprob([[0, 1]])[0])
+        True
         """
         self._m.save(os.fspath(path))
         if self.vocab is not None:
@@ -217,6 +224,10 @@ class NGramLM:
 
         Includes the end of sentence: sum over t = 0..n of log p(x_t | BOS, x_<t),
         summed in order.
+
+        >>> lm = kexue.text.NGramLM.fit([[0, 1], [0]], order=2)
+        >>> np.exp(lm.logprob([[0, 1], []])).round(6)   # 0.775 * 0.35 * 0.7; p(end | BOS)
+        array([0.189875, 0.15    ])
         """
         tokens, offsets = _flat("text.NGramLM.logprob", "seqs", seqs)
         return self._m.logprob(tokens, offsets)
@@ -227,18 +238,36 @@ class NGramLM:
         return self._m.position_logprobs(tokens)
 
     def next_logprobs(self, prefixes):
-        """log p(w | prefix) for every w -> float64 [n, V + 1] (column V: end of sentence)."""
+        """log p(w | prefix) for every w -> float64 [n, V + 1] (column V: end of sentence).
+
+        >>> lm = kexue.text.NGramLM.fit([[0, 1], [0]], order=2)
+        >>> np.exp(lm.next_logprobs([[0]])).round(6)    # p(0 | 0), p(1 | 0), p(end | 0)
+        array([[0.15, 0.35, 0.5 ]])
+        """
         tokens, offsets = _flat("text.NGramLM.next_logprobs", "prefixes", prefixes)
         return self._m.next_logprobs(tokens, offsets)
 
     def topk(self, prefix, k):
-        """The k most likely next tokens (end excluded) by (log p desc, id asc) -> int32 [k]."""
+        """The k most likely next tokens (end excluded) by (log p desc, id asc) -> int32 [k].
+
+        Exact without scoring every token: the tokens seen after the context,
+        then the next-shorter context's order (cached per thread).
+
+        >>> lm = kexue.text.NGramLM.fit([[0, 1], [0]], order=2)
+        >>> lm.topk([0], 2)
+        array([1, 0], dtype=int32)
+        """
         tokens, _ = _flat("text.NGramLM.topk", "prefix", [prefix])
         return self._m.topk(tokens, check_int("text.NGramLM.topk", "k", k))
 
     # ------------------------------------------------------------ words
     def encode(self, words):
-        """Words (a list, or a string split on whitespace) -> int64 ids; KeyError on an unknown word."""
+        """Words (a list, or a string split on whitespace) -> int64 ids; KeyError on an unknown word.
+
+        >>> lm = kexue.text.NGramLM.fit_text(["the cat sat", "the dog sat"], order=2)
+        >>> lm.encode("the dog"), lm.decode([0, 3])
+        (array([0, 3]), 'the dog')
+        """
         if self._index is None:
             raise ValueError("[kexue.text.NGramLM.encode] this model has no vocabulary (built by fit, not fit_text)")
         if isinstance(words, str):
