@@ -44,31 +44,19 @@ def _flat(op, name, seqs):
 
 
 def _flat_fast(seqs):
-    """The common cases without a Python loop over tokens: 1-D integer numpy
-    arrays, or lists of Python ints. None: take the checked path (which
-    also names what is wrong)."""
-    if not len(seqs):
+    """The common cases (1-D integer arrays or lists of ints) in one
+    concatenation. None: take the checked path (which also names what is
+    wrong)."""
+    if not len(seqs) or isinstance(seqs[0], (str, bytes)):
         return None
-    first = seqs[0]
-    if isinstance(first, np.ndarray):
-        if not all(type(a) is np.ndarray and a.ndim == 1 for a in seqs):
-            return None
+    try:
         tokens = np.concatenate(seqs)
-        lens = np.fromiter((a.size for a in seqs), np.int64, len(seqs))
-    elif isinstance(first, list):
-        if not all(type(a) is list for a in seqs):
-            return None
-        flat = [v for a in seqs for v in a]
-        if not all(type(v) is int for v in flat):
-            return None
-        try:
-            tokens = np.array(flat, dtype=np.int64)
-        except OverflowError:
-            return None
-        lens = np.fromiter((len(a) for a in seqs), np.int64, len(seqs))
-    else:
+        lens = np.fromiter(map(len, seqs), np.int64, len(seqs))
+    except (TypeError, ValueError):
         return None
-    if tokens.dtype.kind not in "iu" or (tokens.dtype.kind == "u" and tokens.size and tokens.max() > 2**62):
+    if tokens.ndim != 1 or tokens.size != lens.sum() or tokens.dtype.kind not in "iu":
+        return None
+    if tokens.dtype.kind == "u" and tokens.size and tokens.max() > 2**62:
         return None
     offsets = np.zeros(len(seqs) + 1, np.int64)
     np.cumsum(lens, out=offsets[1:])
