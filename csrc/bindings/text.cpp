@@ -158,6 +158,31 @@ py::tuple result(const text::GenerateResult& r) {
 }  // namespace
 
 void register_text(py::module_& m) {
+  // A list of 1-D C-contiguous int64 arrays -> (tokens, offsets) in one pass,
+  // or None when any item is something else (the Python layer then checks
+  // and converts item by item, naming what is wrong).
+  m.def("text_flatten", [](const py::list& seqs) -> py::object {
+    using Exact = py::array_t<std::int64_t, py::array::c_style>;
+    const std::size_t n = seqs.size();
+    I64 offsets(static_cast<py::ssize_t>(n + 1));
+    std::int64_t* off = offsets.mutable_data();
+    off[0] = 0;
+    for (std::size_t i = 0; i < n; ++i) {
+      const py::handle h = seqs[i];
+      if (!Exact::check_(h)) return py::none();
+      const auto a = py::reinterpret_borrow<Exact>(h);
+      if (a.ndim() != 1) return py::none();
+      off[i + 1] = off[i] + a.shape(0);
+    }
+    I64 tokens(static_cast<py::ssize_t>(off[n]));
+    std::int64_t* out = tokens.mutable_data();
+    for (std::size_t i = 0; i < n; ++i) {
+      const auto a = py::reinterpret_borrow<Exact>(seqs[i]);
+      if (a.shape(0)) std::memcpy(out + off[i], a.data(), static_cast<std::size_t>(a.shape(0)) * 8);
+    }
+    return py::make_tuple(tokens, offsets);
+  });
+
   py::class_<NGramModel>(m, "NGramModel")
       .def_static(
           "fit",

@@ -49,6 +49,10 @@ def _flat_fast(seqs):
     wrong)."""
     if not len(seqs) or isinstance(seqs[0], (str, bytes)):
         return None
+    if type(seqs) is list and isinstance(seqs[0], np.ndarray):
+        got = _core.text_flatten(seqs)  # int64 arrays: one C++ pass
+        if got is not None:
+            return got
     try:
         tokens = np.concatenate(seqs)
         lens = np.fromiter(map(len, seqs), np.int64, len(seqs))
