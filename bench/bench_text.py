@@ -19,6 +19,14 @@ fitted on it (fit times are printed).
   model, and the timing's warm-up call fills that cache (the first call on a
   fresh model pays for it; its time is printed).
 
+- next_logprobs: the full distribution (V + 1 log probabilities) after 20
+  corpus prefixes (--quick: 5), kexue against the twin (timed once: 20 x
+  48.5k probabilities in Python).
+- gibbs_resample: 64 chains of 16 tokens, 200 steps, with a numpy
+  "conditional" (a fixed [V=1000] logit table indexed by the left
+  neighbour): kexue against the twin -- the sampler's own cost around the
+  user's callable.
+
 Correctness before timing: kexue's log probabilities equal the twin's
 (bitwise); a 2-chain MH run equals the twin's trajectory on a small model.
 
@@ -68,6 +76,10 @@ KEYWORDS = ["cat", "mat"]
 TOPK = 64
 OP_LOOKUP = "NGramLM.logprob (trigram)"
 OP_MH = f"constrained_generate top-{TOPK}"
+OP_NEXT = "NGramLM.next_logprobs (trigram)"
+OP_GIBBS = "gibbs_resample, numpy conditional"
+N_NEXT = 20
+GIBBS = (64, 16, 1000, 200)  # chains, length, V, steps
 MH_CASES = ((1, 2000), (64, 300))  # (chains, steps)
 
 BAR_THREADS = 2
@@ -109,6 +121,37 @@ def run(quick: bool, threads: Sequence[int]) -> list[Row]:
                             lambda out: assert_equal("kexue logprob vs the twin", out, want), bud)
             rows.append(row(case, "kexue", t))
             rows.append(row(case, "python-dict", time_once(lambda: twin.logprob(query))[0]))
+
+    prefixes = [q[: len(q) // 2] for q in query[: 5 if quick else N_NEXT]]
+    want_next = twin.next_logprobs(prefixes)
+    t_twin = time_once(lambda: twin.next_logprobs(prefixes))[0]
+    for n in threads:
+        with num_threads(n):
+            case = Case(AREA, OP_NEXT, f"{len(prefixes)} prefixes, V={lm.vocab_size}", "float64", n)
+            progress(f"[{AREA}] {case.label()} ...")
+            t = timed_check(lambda: lm.next_logprobs(prefixes),
+                            lambda out: assert_equal("kexue next_logprobs vs the twin", out, want_next), bud)
+            rows.append(row(case, "kexue", t))
+            rows.append(row(case, "python-dict", t_twin))
+
+    C, L, Vg, steps = GIBBS
+    table = np.random.default_rng(SEED).normal(size=(Vg, Vg))
+
+    def cond(seqs, pos):
+        return table[seqs[np.arange(len(seqs)), np.maximum(pos - 1, 0)]]
+
+    x0 = np.random.default_rng(SEED).integers(0, Vg, (C, L))
+    want_g = ref.gibbs_resample(cond, x0, steps, seed=SEED)
+    t_twin = time_once(lambda: ref.gibbs_resample(cond, x0, steps, seed=SEED))[0]
+    for n in threads:
+        with num_threads(n):
+            case = Case(AREA, OP_GIBBS, f"C={C}, L={L}, V={Vg}, {steps} steps", "int64", n)
+            progress(f"[{AREA}] {case.label()} ...")
+            t = timed_check(lambda: kt.gibbs_resample(cond, x0, steps, seed=SEED),
+                            lambda out: assert_equal("kexue gibbs_resample vs the twin", out.samples,
+                                                     want_g.samples), bud)
+            rows.append(row(case, "kexue", t))
+            rows.append(row(case, "reference", t_twin))
 
     # the MH chains against the twin on a small model (the twin re-scores in Python)
     small = lines[:1500]

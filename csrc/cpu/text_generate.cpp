@@ -445,7 +445,7 @@ void gibbs_resample(
       fail(ErrorKind::Index, op, "positions must be in [0, ", L, "); got ", positions[j]);
   const std::int64_t R = n_steps / record_every;
   std::vector<std::int64_t> pos(static_cast<std::size_t>(C));
-  std::vector<double> logits, z;
+  std::vector<double> logits, z, e;
   for (std::int64_t t = 0; t < n_steps; ++t) {
     std::vector<double> u1(static_cast<std::size_t>(C));
     for (std::int64_t c = 0; c < C; ++c) {
@@ -456,6 +456,7 @@ void gibbs_resample(
     }
     const std::int64_t S = fn(tokens, pos.data(), logits);
     z.resize(static_cast<std::size_t>(S));
+    e.resize(static_cast<std::size_t>(S));
     for (std::int64_t c = 0; c < C; ++c) {
       const double* l = logits.data() + c * S;
       double mx = kNegInf;
@@ -469,7 +470,7 @@ void gibbs_resample(
         fail(ErrorKind::Value, op, "conditional returned ", mx == HUGE_VAL ? "+inf" : "no finite logit",
              " at step ", t, " (chain ", c, ")");
       tokens[c * L + pos[static_cast<std::size_t>(c)]] =
-          samplers::categorical(z.data(), S, mx, u1[static_cast<std::size_t>(c)]);
+          samplers::categorical(z.data(), S, mx, u1[static_cast<std::size_t>(c)], e.data());
     }
     if ((t + 1) % record_every == 0) {
       const std::int64_t r = (t + 1) / record_every - 1;

@@ -195,10 +195,25 @@ double NGramModel::logprob(const std::int64_t* x, std::int64_t n) const {
 }
 
 void NGramModel::next_logprobs(const std::int64_t* prefix, std::int64_t n, double* out) const {
+  // prob() for every w at once: p = a + lam * p level by level, where a = 0
+  // (so p = lam * p, the same bits) for the tokens a context never saw; the
+  // seen ones come from the context's entry list instead of one look-up per token.
   const NGramImpl& m = *impl_;
   std::int32_t chain[8];
   const int depth = m.contexts(prefix, n, chain);
-  for (std::int64_t w = 0; w <= m.V; ++w) out[w] = std::log(m.prob(chain, depth, w));
+  const auto W = static_cast<std::size_t>(m.V + 1);
+  std::copy(m.p1.begin(), m.p1.begin() + static_cast<std::ptrdiff_t>(W), out);
+  for (int k = 1; k <= depth; ++k) {
+    const auto h = static_cast<std::size_t>(chain[k]);
+    const double lam = m.lam[h], T = m.T[h], D = m.D[static_cast<std::size_t>(k + 1)];
+    for (std::size_t w = 0; w < W; ++w) out[w] = lam * out[w];
+    for (std::int64_t e = m.succ_off[h]; e < m.succ_off[h + 1]; ++e) {
+      const auto w = static_cast<std::size_t>(m.succ_w[static_cast<std::size_t>(e)]);
+      const double a = std::max(static_cast<double>(m.succ_c[static_cast<std::size_t>(e)]) - D, 0.0) / T;
+      out[w] = a + out[w];
+    }
+  }
+  for (std::size_t w = 0; w < W; ++w) out[w] = std::log(out[w]);
 }
 
 void NGramModel::topk(const std::int64_t* prefix, std::int64_t n, std::int64_t k,

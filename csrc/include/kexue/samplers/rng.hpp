@@ -45,17 +45,23 @@ KX_HD inline void normals(const Block& k, double* z0, double* z1) {
 /// A categorical draw from logits l[0..n) with max m (finite): e_a = exp(l_a - m),
 /// Z = e_0 + .. + e_{n-1} in order; the first a with u Z < e_0 + .. + e_a and
 /// e_a > 0, else (rounding) the last a with e_a > 0.
-KX_HD inline std::int64_t categorical(const double* l, std::int64_t n, double m, double u) {
+/// With scratch `e` [n] (nullable), each exponential is computed once.
+KX_HD inline std::int64_t categorical(const double* l, std::int64_t n, double m, double u,
+                                      double* e = nullptr) {
   double Z = 0.0;
-  for (std::int64_t a = 0; a < n; ++a) Z += std::exp(l[a] - m);
+  for (std::int64_t a = 0; a < n; ++a) {
+    const double ea = std::exp(l[a] - m);
+    if (e != nullptr) e[a] = ea;
+    Z += ea;
+  }
   const double target = u * Z;
   double cum = 0.0;
   std::int64_t pick = -1;
   for (std::int64_t a = 0; a < n; ++a) {
-    const double e = std::exp(l[a] - m);
-    cum += e;
-    if (e > 0.0) pick = a;
-    if (target < cum && e > 0.0) return a;
+    const double ea = e != nullptr ? e[a] : std::exp(l[a] - m);
+    cum += ea;
+    if (ea > 0.0) pick = a;
+    if (target < cum && ea > 0.0) return a;
   }
   return pick;
 }
