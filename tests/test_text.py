@@ -511,3 +511,47 @@ def test_cli_generates_sentences_with_the_keywords(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "kexue", "text", "--corpus", str(path), "--keywords", "zebraish"],
                          capture_output=True, text=True, env=env, timeout=120)
     assert bad.returncode != 0 and "not in the corpus vocabulary: zebraish" in bad.stderr
+
+
+@pytest.mark.parametrize("case", ["empty", "oov", "steps", "topk", "maxlen", "gamma", "nan"])
+def test_twin_refuses_what_the_core_refuses(lms, case):
+    """The twin raises the core's exception type, its message naming the same argument."""
+    lm, ref = lms
+
+    class NaNScorer:
+        def __init__(self, m):
+            self.vocab_size, self.m = m.vocab_size, m
+
+        def logprob(self, seqs):
+            out = np.asarray(self.m.logprob(seqs), np.float64)
+            if len(seqs) > 1:
+                out[0] = np.nan
+            return out
+
+    args = {"empty": ([], {}, "keywords"), "oov": ([[lm.vocab_size]], {}, "keywords"),
+            "steps": ([[1]], dict(n_steps=-1), "n_steps"), "topk": ([[1]], dict(proposal_topk=0), "proposal_topk"),
+            "maxlen": ([[1, 2]], dict(max_len=1), "max_len"), "gamma": ([[1]], dict(gamma=0.0), "gamma"),
+            "nan": ([[1]], dict(n_steps=20), "NaN")}[case]
+    kws, kw, word = args
+    errors = []
+    for gen, scorer in ((kexue.text.constrained_generate, lm), (rt.constrained_generate, ref)):
+        s = NaNScorer(scorer) if case == "nan" else scorer
+        with pytest.raises((ValueError, TypeError, IndexError)) as e:
+            gen(s, kws, **kw)
+        assert word in str(e.value)
+        errors.append(type(e.value))
+    assert errors[0] is errors[1]
+
+
+def test_twin_gibbs_refuses_what_the_core_refuses():
+    x0 = np.zeros((2, 3), np.int64)
+    cond = lambda s, p: np.zeros((len(s), 3))  # noqa: E731
+    for kw, exc in ((dict(positions=[1, 1]), ValueError), (dict(record_every=0), ValueError),
+                    (dict(n_steps=-1), ValueError), (dict(positions=[5]), IndexError)):
+        n = kw.pop("n_steps", 2)
+        for g in (kexue.text.gibbs_resample, rt.gibbs_resample):
+            with pytest.raises(exc):
+                g(cond, x0, n, **kw)
+    for g in (kexue.text.gibbs_resample, rt.gibbs_resample):
+        with pytest.raises(TypeError, match="tokens must be an integer array"):
+            g(cond, np.zeros((2, 3)), 2)

@@ -78,6 +78,14 @@ def _ids(fn, name, seq, V=None):
     return out
 
 
+def _int(fn, name, v, lo):
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)):
+        raise _err(fn, f"{name} must be an int; got {type(v).__name__}", TypeError)
+    if int(v) < lo:
+        raise _err(fn, f"{name} must be >= {lo}; got {int(v)}")
+    return int(v)
+
+
 class NGramLM:
     """Interpolated Kneser-Ney over token ids, in dicts (the twin of kexue.text.NGramLM)."""
 
@@ -279,23 +287,33 @@ def constrained_generate(scorer, keywords, *, n_steps=200, chains=8, gamma=1.0, 
     fn = "constrained_generate"
     if not callable(getattr(scorer, "logprob", None)):
         raise _err(fn, "scorer must have logprob(seqs)", TypeError)
-    V = int(scorer.vocab_size)
+    V = _int(fn, "scorer.vocab_size", getattr(scorer, "vocab_size", None), 1)
     if isinstance(keywords, str):
         keywords = [keywords]
     kws = []
     for j, k in enumerate(list(keywords)):
         if isinstance(k, str):
-            k = scorer.encode(k)
+            if not callable(getattr(scorer, "encode", None)):
+                raise _err(fn, f"keywords[{j}] is a string but the scorer has no encode(); pass token ids",
+                           TypeError)
+            try:
+                k = scorer.encode(k)
+            except KeyError as e:
+                raise _err(fn, f"keywords[{j}] ({k!r}) is out of the vocabulary: {e}", IndexError) from None
         ids = _ids(fn, f"keywords[{j}]", np.atleast_1d(k), V)
         if not ids:
             raise _err(fn, f"keywords[{j}] is empty")
         kws.append(ids)
     if not kws:
         raise _err(fn, "keywords must hold at least one keyword")
+    n_steps = _int(fn, "n_steps", n_steps, 0)
+    chains = _int(fn, "chains", chains, 1)
+    proposal_topk = _int(fn, "proposal_topk", proposal_topk, 1)
+    chain_offset = _int(fn, "chain_offset", chain_offset, 0)
+    seed = _int(fn, "seed", seed, 0)
+    max_len = _int(fn, "max_len", max_len, 1)
     if max_len < sum(len(k) for k in kws):
-        raise _err(fn, f"max_len ({max_len}) is shorter than the keywords")
-    if n_steps < 0 or chains < 1 or proposal_topk < 1 or chain_offset < 0:
-        raise _err(fn, "n_steps, chains, proposal_topk, chain_offset out of range")
+        raise _err(fn, f"max_len ({max_len}) is shorter than the keywords ({sum(len(k) for k in kws)} tokens)")
     if not (math.isfinite(gamma) and gamma > 0):
         raise _err(fn, f"gamma must be finite and > 0; got {gamma}")
     mv = [float(m) for m in moves]
@@ -307,12 +325,14 @@ def constrained_generate(scorer, keywords, *, n_steps=200, chains=8, gamma=1.0, 
     temps = np.ones(n_steps) if anneal is None else temperatures(anneal, n_steps)
     has_next = callable(getattr(scorer, "next_logprobs", None))
 
+    where = ["at the start"]
+
     def score(seqs):
         lp = np.asarray(scorer.logprob([np.asarray(s, np.int64) for s in seqs]), np.float64)
         if lp.shape != (len(seqs),):
-            raise _err(fn, f"scorer.logprob must return shape ({len(seqs)},); got {lp.shape}")
+            raise _err(fn, f"scorer.logprob must return shape ({len(seqs)},); got {lp.shape} {where[0]}")
         if np.isnan(lp).any():
-            raise _err(fn, "scorer.logprob returned NaN")
+            raise _err(fn, f"scorer returned NaN from scorer.logprob {where[0]}")
         return [gamma * float(v) for v in lp]
 
     def candidates(prefix):
@@ -320,10 +340,10 @@ def constrained_generate(scorer, keywords, *, n_steps=200, chains=8, gamma=1.0, 
             return list(range(V))
         row = np.asarray(scorer.next_logprobs([np.asarray(prefix, np.int64)]), np.float64)
         if row.ndim != 2 or row.shape[0] != 1 or row.shape[1] < V:
-            raise _err(fn, f"scorer.next_logprobs must return shape (1, >= {V}); got {row.shape}")
+            raise _err(fn, f"scorer.next_logprobs must return shape (1, >= {V}); got {row.shape} {where[0]}")
         row = row[0, :V]
         if np.isnan(row).any():
-            raise _err(fn, "scorer.next_logprobs returned NaN")
+            raise _err(fn, f"scorer returned NaN from scorer.next_logprobs {where[0]}")
         ok = [w for w in range(V) if math.isfinite(row[w])]
         ok.sort(key=lambda w: (-row[w], w))
         return ok[:proposal_topk]
@@ -335,9 +355,10 @@ def constrained_generate(scorer, keywords, *, n_steps=200, chains=8, gamma=1.0, 
         g = chain_offset + c
         x = [v for k in kws for v in k]
         kw = [2 if j + 1 == len(k) else 1 for k in kws for j in range(len(k))]
+        where[0] = f"at the start (chain {g})"
         f = score([x])[0]
         if not math.isfinite(f):
-            raise _err(fn, "the starting sentence has a score that is not finite")
+            raise _err(fn, f"the starting sentence (the keywords) has score {f} (chain {g}); it must be finite")
         tr = [(0, np.asarray(x, np.int64), f)]
         bx, bf = list(x), f
         U0, U1 = _uniforms(seed, g, 2 * n_steps)
@@ -356,6 +377,7 @@ def constrained_generate(scorer, keywords, *, n_steps=200, chains=8, gamma=1.0, 
                 continue
             i = legal[_pick(u1, len(legal))]
             proposed[move] += 1
+            where[0] = f"at step {t} (chain {g})"
             tau = float(temps[t])
             C = candidates(x[:i])
             cur = None if move == "insert" else x[i]
@@ -438,15 +460,34 @@ def gibbs_resample(conditional, tokens, n_steps, *, positions=None, temperature=
     ``exp(logits / temperature - max)`` with U1 (the first token with
     ``U1 Z < cumsum`` and a positive weight)."""
     fn = "gibbs_resample"
-    x = np.array(tokens, dtype=np.int64)
+    if not callable(conditional):
+        raise _err(fn, f"conditional must be callable; got {type(conditional).__name__}", TypeError)
+    x0 = np.asarray(tokens)
+    if x0.dtype.kind not in "iu":
+        raise _err(fn, f"tokens must be an integer array [C, L]; got {x0.dtype}", TypeError)
+    x = np.array(x0, dtype=np.int64)
     if x.ndim != 2:
         raise _err(fn, f"tokens must be 2-D [C, L]; got shape {x.shape}")
+    if x.size and x.min() < 0:
+        raise _err(fn, f"tokens must be >= 0; got {x.min()}", IndexError)
+    n_steps = _int(fn, "n_steps", n_steps, 0)
+    record_every = _int(fn, "record_every", record_every, 1)
+    chain_offset = _int(fn, "chain_offset", chain_offset, 0)
+    seed = _int(fn, "seed", seed, 0)
     C, L = x.shape
-    pos = list(range(L)) if positions is None else [int(v) for v in positions]
+    if positions is None:
+        pos = list(range(L))
+    else:
+        pa = np.asarray(positions)
+        if pa.ndim != 1 or (pa.size and pa.dtype.kind not in "iu"):
+            raise _err(fn, f"positions must be a 1-D integer array; got {pa.dtype} {pa.shape}", TypeError)
+        pos = [int(v) for v in pa]
     if not pos:
         raise _err(fn, "positions must not be empty")
     if min(pos) < 0 or max(pos) >= L:
-        raise _err(fn, f"positions must be in [0, {L})", IndexError)
+        raise _err(fn, f"positions must be in [0, {L}); got {min(pos)}..{max(pos)}", IndexError)
+    if len(set(pos)) != len(pos):
+        raise _err(fn, "positions must not repeat")
     if not (math.isfinite(temperature) and temperature > 0):
         raise _err(fn, f"temperature must be finite and > 0; got {temperature}")
     R = n_steps // record_every
@@ -456,8 +497,8 @@ def gibbs_resample(conditional, tokens, n_steps, *, positions=None, temperature=
         us = [(streams[c][0][t], streams[c][1][t]) for c in range(C)]
         pc = np.asarray([pos[_pick(u0, len(pos))] for u0, _ in us], np.int64)
         logits = np.asarray(conditional(x.copy(), pc.copy()), np.float64)
-        if logits.ndim != 2 or logits.shape[0] != C:
-            raise _err(fn, f"conditional must return logits of shape ({C}, V); got {logits.shape}")
+        if logits.ndim != 2 or logits.shape[0] != C or logits.shape[1] < 1:
+            raise _err(fn, f"conditional must return logits of shape ({C}, V); got {logits.shape} at step {t}")
         for c in range(C):
             z = [float(v) / temperature for v in logits[c]]
             if any(math.isnan(v) for v in z):
