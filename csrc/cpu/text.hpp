@@ -109,10 +109,16 @@ struct NGramImpl {
   }
 };
 
+/// A view of cached candidates: ids[0..n).
+struct TopK {
+  const std::int32_t* ids;
+  std::size_t n;
+};
+
 /// The top-k candidates after the contexts chain[1..depth] (deepest last),
-/// cached per thread by the deepest context.
-const std::vector<std::int32_t>& topk_cached(const NGramImpl& m, const std::int32_t* chain,
-                                             int depth, std::int64_t k);
+/// cached per thread by the deepest context; the view lives until the
+/// thread's next call.
+TopK topk_cached(const NGramImpl& m, const std::int32_t* chain, int depth, std::int64_t k);
 
 }  // namespace text
 }  // namespace kexue

@@ -51,11 +51,15 @@ struct Chain {
     for (auto k : kw) c += k == 0;
     return c;
   }
-  static std::int64_t n_slots(const std::vector<std::int8_t>& kw, std::int64_t max_len) {
-    const auto n = static_cast<std::int64_t>(kw.size());
+  /// |I| of the sentence whose flags are kw (without index `skip`, if >= 0):
+  /// slot 0 plus one after every token that is not 1 (inside a keyword).
+  static std::int64_t n_slots(const std::vector<std::int8_t>& kw, std::int64_t max_len,
+                              std::int64_t skip = -1) {
+    const auto n = static_cast<std::int64_t>(kw.size()) - (skip >= 0 ? 1 : 0);
     if (n >= max_len) return 0;
     std::int64_t c = 1;
-    for (std::int64_t s = 1; s <= n; ++s) c += kw[static_cast<std::size_t>(s - 1)] != 1;
+    for (std::size_t s = 0; s < kw.size(); ++s)
+      if (static_cast<std::int64_t>(s) != skip) c += kw[s] != 1;
     return c;
   }
   void record(std::int64_t step) {
@@ -171,9 +175,7 @@ void decide(Chain& ch, const Setup& s, std::int64_t t, std::uint64_t g, double t
     if (at_cur < 0) {
       la = kNegInf;
     } else {
-      std::vector<std::int8_t> kw2(ch.kw);
-      kw2.erase(kw2.begin() + ch.i);
-      const std::int64_t nI_new = Chain::n_slots(kw2, opt.max_len);
+      const std::int64_t nI_new = Chain::n_slots(ch.kw, opt.max_len, ch.i);
       la = opt.exact ? (f_new - ch.f) / tau +
                            (std::log(p[kInsert] / static_cast<double>(nI_new)) -
                             std::log(p[kDelete] / static_cast<double>(ch.nD))) +
@@ -333,8 +335,8 @@ GenerateResult generate(const NGramModel& lm, const std::vector<std::vector<std:
         for (std::int64_t t = t0; t < t1; ++t) {
           if (!plan(ch, s, t, g)) continue;
           const int depth = m.contexts(ch.x.data(), ch.i, chain);
-          const std::vector<std::int32_t>& top = topk_cached(m, chain, depth, opt.topk);
-          ch.C.assign(top.begin(), top.end());
+          const TopK top = topk_cached(m, chain, depth, opt.topk);
+          ch.C.assign(top.ids, top.ids + top.n);
           ch.fv.resize(ch.C.size());
           const int kind = ch.move == kInsert ? kInsert : kReplace;  // delete: x with x_i := v
           for (std::size_t j = 0; j < ch.C.size(); ++j)
@@ -445,9 +447,8 @@ void gibbs_resample(
       fail(ErrorKind::Index, op, "positions must be in [0, ", L, "); got ", positions[j]);
   const std::int64_t R = n_steps / record_every;
   std::vector<std::int64_t> pos(static_cast<std::size_t>(C));
-  std::vector<double> logits, z, e;
+  std::vector<double> logits, z, e, u1(static_cast<std::size_t>(C));
   for (std::int64_t t = 0; t < n_steps; ++t) {
-    std::vector<double> u1(static_cast<std::size_t>(C));
     for (std::int64_t c = 0; c < C; ++c) {
       const samplers::Block k =
           samplers::block(static_cast<std::uint64_t>(t), static_cast<std::uint64_t>(chain_offset + c), seed);

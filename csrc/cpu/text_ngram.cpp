@@ -220,7 +220,8 @@ void NGramModel::topk(const std::int64_t* prefix, std::int64_t n, std::int64_t k
                       std::vector<std::int32_t>& out) const {
   std::int32_t chain[8];
   const int depth = impl_->contexts(prefix, n, chain);
-  out = topk_cached(*impl_, chain, depth, k);
+  const TopK top = topk_cached(*impl_, chain, depth, k);
+  out.assign(top.ids, top.ids + top.n);
 }
 
 namespace {
@@ -303,8 +304,7 @@ const NodeList& top_list(TopkCache& cache, const NGramImpl& m, const std::int32_
 
 }  // namespace
 
-const std::vector<std::int32_t>& topk_cached(const NGramImpl& m, const std::int32_t* chain,
-                                             int depth, std::int64_t k) {
+TopK topk_cached(const NGramImpl& m, const std::int32_t* chain, int depth, std::int64_t k) {
   thread_local TopkCache cache;
   if (cache.uid != m.uid || cache.held > (std::size_t{1} << 24)) {
     cache.lists.clear();
@@ -312,10 +312,8 @@ const std::vector<std::int32_t>& topk_cached(const NGramImpl& m, const std::int3
     cache.root = NodeList();
     cache.uid = m.uid;
   }
-  thread_local std::vector<std::int32_t> out;
   const NodeList& nl = top_list(cache, m, chain, depth, k);
-  out.assign(nl.ids.begin(), nl.ids.begin() + std::min<std::ptrdiff_t>(k, static_cast<std::ptrdiff_t>(nl.ids.size())));
-  return out;
+  return TopK{nl.ids.data(), std::min(static_cast<std::size_t>(k), nl.ids.size())};
 }
 
 // ------------------------------------------------------------------ file format
