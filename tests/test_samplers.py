@@ -792,6 +792,44 @@ def test_chain_offset_split_equals_one_call():
                                           np.concatenate([getattr(b, f), getattr(c, f)]))
 
 
+@pytest.mark.parametrize("kind", ["gaussian", "gaussian-independent", "funnel", "mixture"])
+def test_metropolis_tiles_of_32_chains_equal_groups_of_8(kind):
+    """The core steps 32 chains at a time (four interleaved groups of eight) and the rest
+    eight at a time: a chain's bits must not depend on which of the two it falls in."""
+    ks, t = core(), targets()
+    rng = np.random.default_rng(12)
+    D = 5
+    mean, cov = rng.standard_normal(D), spd(rng, D)
+    kw = dict(burn=10, thin=2, seed=(3 << 33) + 1)
+    target = {"gaussian": t.Gaussian(mean, cov), "gaussian-independent": t.Gaussian(mean, cov),
+              "funnel": t.Funnel(D),
+              "mixture": t.GaussianMixture([0.4, 0.6], rng.standard_normal((2, D)),
+                                           np.stack([spd(rng, D), spd(rng, D)]))}[kind]
+    if kind == "gaussian-independent":
+        kw["proposal"] = ("independent", mean + 0.1, 1.5 * cov)
+    x0 = rng.standard_normal((40, D)) * 0.5 + (mean if kind.startswith("gaussian") else 0.0)
+    a = ks.metropolis(target, x0, 25, **kw)  # chains 0-31: one tile; 32-39: a group
+    b = ks.metropolis(target, x0[:8], 25, **kw)  # chains 0-7 alone: a group
+    c = ks.metropolis(target, x0[8:], 25, chain_offset=8, **kw)  # chains 8-39: a tile
+    for f in ("samples", "logp", "accept_rate", "step_size"):
+        np.testing.assert_array_equal(getattr(a, f), np.concatenate([getattr(b, f), getattr(c, f)]))
+    assert 0 < a.accept_rate.mean() < 1
+
+
+def test_metropolis_many_dimensions_equals_twin():
+    """D = 131 (odd, 67 Philox blocks a step) over a tile of 32 chains and a partial group."""
+    rng = np.random.default_rng(13)
+    D = 131
+    x0 = rng.standard_normal((35, D))
+    target = targets().Gaussian(np.zeros(D), np.eye(D))
+    kw = dict(step_size=0.2, burn=2, seed=17, chain_offset=5)
+    a = core().metropolis(target, x0, 4, **kw)
+    b = ref.metropolis(target, x0, 4, **kw)
+    np.testing.assert_allclose(a.samples, b.samples, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(a.logp, b.logp, rtol=1e-12, atol=1e-12)
+    np.testing.assert_array_equal(a.accept_rate, b.accept_rate)
+
+
 def test_callable_target_equals_builtin():
     ks, t = core(), targets()
     rng = np.random.default_rng(4)

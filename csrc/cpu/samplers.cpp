@@ -98,7 +98,7 @@ void run_builtin(const MetropolisPlan& p) {
   // chunk, and each lane's arithmetic is its own: results do not depend on
   // the split
   const SamplerKernels& K = sampler_kernels();
-  parallel_for(p.C, 16, [&](std::int64_t c0, std::int64_t c1) { K.mh_builtin(p, c0, c1); });
+  parallel_for(p.C, 32, [&](std::int64_t c0, std::int64_t c1) { K.mh_builtin(p, c0, c1); });
 }
 
 void run_callable(const MetropolisPlan& p) {

@@ -246,7 +246,7 @@ def _gaussian_logp_chol(x, mean, L):
         r = x[:, i] - mean[i]
         for k in range(i):
             r = r - L[i, k] * z[:, k]
-        z[:, i] = r / L[i, i]
+        z[:, i] = r * (1.0 / L[i, i])  # the core multiplies by the reciprocal
         q = q + z[:, i] * z[:, i]
         ld = ld + math.log(L[i, i])
     return -0.5 * q - ld - 0.5 * float(D) * 1.8378770664093453  # log(2 pi)

@@ -50,7 +50,7 @@ def gaussian_logp(x, mean, chol):
         r = x[:, i] - mean[i]
         for k in range(i):
             r = r - chol[i, k] * z[:, k]
-        z[:, i] = r / chol[i, i]
+        z[:, i] = r * (1.0 / chol[i, i])
         q = q + z[:, i] * z[:, i]
         ld = ld + math.log(chol[i, i])
     return -0.5 * q - ld - 0.5 * D * _LOG2PI

@@ -12,6 +12,9 @@
 
 namespace kexue {
 namespace samplers {
+// The per-ISA kernels instantiate these templates on v8d, whose code and
+// calling convention differ between ISA builds: each build gets its own names.
+inline namespace KEXUE_ISA_NS {
 
 template <class V>
 inline V vmax(V a, V b) {
@@ -30,19 +33,43 @@ inline V log1p_t(V x) {
   return math::log_t<V>(u) + corr;
 }
 
-/// log N(x; mu, L L^T) with L lower-triangular [D,D] (row-major); x, z [D];
-/// half_logdet = sum_i log L_ii (precomputed in double).
+/// log N(x; mu, L L^T) of G independent points at once: point g is x + g D
+/// (scratch z + g D), its value goes to out[g]. L lower-triangular [D,D]
+/// (row-major); half_logdet = sum_i log L_ii (precomputed in double).
+/// z_i = (x_i - mu_i - sum_{k<i} L_ik z_k) * (1 / L_ii), the sum subtracted
+/// term by term in k order; q = sum_i z_i^2 in i order. The
+/// points' substitutions are interleaved statement by statement, so one
+/// point's chain of dependent subtractions and divisions overlaps the
+/// others'; each point's arithmetic is the same whatever G.
+template <class V, int G>
+inline void gaussian_logp_n(const V* x, const double* mu, const double* L, std::int64_t D,
+                            double half_logdet, V* z, V* out) {
+  V q[G];
+  for (int g = 0; g < G; ++g) q[g] = V{} + 0.0;
+  for (std::int64_t i = 0; i < D; ++i) {
+    V r[G];
+    for (int g = 0; g < G; ++g) r[g] = x[g * D + i] - mu[i];
+    for (std::int64_t k = 0; k < i; ++k) {
+      const double l = L[i * D + k];
+      for (int g = 0; g < G; ++g) r[g] -= l * z[g * D + k];
+    }
+    const double rd = 1.0 / L[i * D + i];  // a multiply per lane, not a division
+    for (int g = 0; g < G; ++g) {
+      z[g * D + i] = r[g] * rd;
+      q[g] += z[g * D + i] * z[g * D + i];
+    }
+  }
+  for (int g = 0; g < G; ++g)
+    out[g] = (-0.5 * q[g] - half_logdet) - 0.5 * static_cast<double>(D) * 1.8378770664093453;
+}
+
+/// log N(x; mu, L L^T) of one point x [D] (z [D] scratch).
 template <class V>
 inline V gaussian_logp(const V* x, const double* mu, const double* L, std::int64_t D,
                        double half_logdet, V* z) {
-  V q = V{} + 0.0;
-  for (std::int64_t i = 0; i < D; ++i) {
-    V r = x[i] - mu[i];
-    for (std::int64_t k = 0; k < i; ++k) r -= L[i * D + k] * z[k];
-    z[i] = r / L[i * D + i];
-    q += z[i] * z[i];
-  }
-  return (-0.5 * q - half_logdet) - 0.5 * static_cast<double>(D) * 1.8378770664093453;
+  V out[1];
+  gaussian_logp_n<V, 1>(x, mu, L, D, half_logdet, z, out);
+  return out[0];
 }
 
 template <class V>
@@ -97,5 +124,6 @@ inline V funnel_logp(const V* x, std::int64_t D) {
   return s;
 }
 
+}  // namespace KEXUE_ISA_NS
 }  // namespace samplers
 }  // namespace kexue
