@@ -108,16 +108,19 @@ KX_HD inline V exp_t(V x) {
 
 /// log(x) for V = double or v8d: x = m 2^e with m in [sqrt(1/2), sqrt(2)),
 /// log m = 2 atanh(f), f = (m-1)/(m+1), by its odd series to f^23.
-/// log(0) = -inf, log(x<0) = NaN, log(inf) = inf, NaN propagates.
-template <class V>
-KX_HD inline V log_t(V x) {
+/// With kSpecials: log(0) = -inf, log(x<0) = NaN, log(inf) = inf, NaN
+/// propagates, subnormals are scaled first. Without, x must be positive,
+/// normal and finite (the same bits there, fewer instructions).
+template <class V, bool kSpecials>
+KX_HD inline V log_impl(V x) {
   const auto tiny = x < 2.2250738585072014e-308;
-  const V xs = tiny ? x * 18014398509481984.0 : x;  // * 2^54: subnormals
+  V xs = x;
+  if constexpr (kSpecials) xs = tiny ? x * 18014398509481984.0 : x;  // * 2^54: subnormals
   const auto bits = as_bits(xs);
   const auto ebits = bits >> 52;  // sign is 0 for the inputs that matter
   V m = from_bits((bits & 0x000fffffffffffffULL) | 0x3ff0000000000000ULL);
   V e = from_bits(ebits | 0x4330000000000000ULL) - (4503599627370496.0 + 1023.0);
-  e = tiny ? e - 54.0 : e;
+  if constexpr (kSpecials) e = tiny ? e - 54.0 : e;
   const auto big = m > 1.4142135623730951;
   m = big ? m * 0.5 : m;
   e = big ? e + 1.0 : e;
@@ -136,11 +139,25 @@ KX_HD inline V log_t(V x) {
   p = p * f2 + 1.0 / 3.0;
   p = p * f2 + 1.0;
   V y = e * 6.93147180369123816490e-01 + (2.0 * f * p + e * 1.90821492927058770002e-10);
-  y = x == 0.0 ? splat<V>(-kInf) : y;
-  y = x == kInf ? splat<V>(kInf) : y;
-  y = x < 0.0 ? splat<V>(kNaN) : y;
-  y = x != x ? x : y;
+  if constexpr (kSpecials) {
+    y = x == 0.0 ? splat<V>(-kInf) : y;
+    y = x == kInf ? splat<V>(kInf) : y;
+    y = x < 0.0 ? splat<V>(kNaN) : y;
+    y = x != x ? x : y;
+  }
   return y;
+}
+
+/// log(x) for V = double or v8d (every x; see log_impl).
+template <class V>
+KX_HD inline V log_t(V x) {
+  return log_impl<V, true>(x);
+}
+
+/// log(x) for a positive, normal, finite x only: log_t's bits there.
+template <class V>
+KX_HD inline V log_normal_t(V x) {
+  return log_impl<V, false>(x);
 }
 
 #if defined(KEXUE_HAS_V8D)
