@@ -249,10 +249,23 @@ constexpr std::int64_t kLanes = 8;
 /// through the sums that follow).
 KX_HD inline double max_of(const double* KX_RESTRICT a, std::int64_t n) {
   double m[kLanes];
-  for (std::int64_t q = 0; q < kLanes; ++q) m[q] = -kInf;
   std::int64_t i = 0;
+#if defined(KEXUE_HAS_V8D)
+  // The lanes as one vector: written as an array of lanes, gcc turns each
+  // lane's compare-select into a scalar maxsd and never packs them.
+  static_assert(kLanes == 8, "v8d holds the lanes");
+  v8d mv = v8d{} - kInf;
+  for (; i + kLanes <= n; i += kLanes) {
+    v8d x;
+    std::memcpy(&x, a + i, sizeof x);
+    mv = x > mv ? x : mv;
+  }
+  std::memcpy(m, &mv, sizeof m);
+#else
+  for (std::int64_t q = 0; q < kLanes; ++q) m[q] = -kInf;
   for (; i + kLanes <= n; i += kLanes)
     for (std::int64_t q = 0; q < kLanes; ++q) m[q] = a[i + q] > m[q] ? a[i + q] : m[q];
+#endif
   for (; i < n; ++i) m[0] = a[i] > m[0] ? a[i] : m[0];
   double r = m[0];
   for (std::int64_t q = 1; q < kLanes; ++q) r = m[q] > r ? m[q] : r;

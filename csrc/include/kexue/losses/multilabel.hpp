@@ -12,6 +12,7 @@
 // the first; no allocation, no throw.
 #pragma once
 #include <cstdint>
+#include <cstring>
 
 #include "kexue/core/math.hpp"
 
@@ -74,10 +75,23 @@ KX_HD inline double zlpr_row(std::int64_t C, const F* s, const double* t, const 
 KX_HD inline float max_of_f(const float* KX_RESTRICT a, std::int64_t n) {
   constexpr std::int64_t W = 16;
   float m[W];
-  for (std::int64_t q = 0; q < W; ++q) m[q] = -static_cast<float>(math::kInf);
   std::int64_t i = 0;
+#if defined(__GNUC__) && !defined(__CUDACC__)
+  // The lanes as one vector (as math::max_of): written as an array of lanes,
+  // gcc turns each lane's compare-select into a scalar maxss.
+  typedef float v16f __attribute__((vector_size(64)));
+  v16f mv = v16f{} - static_cast<float>(math::kInf);
+  for (; i + W <= n; i += W) {
+    v16f x;
+    std::memcpy(&x, a + i, sizeof x);
+    mv = x > mv ? x : mv;
+  }
+  std::memcpy(m, &mv, sizeof m);
+#else
+  for (std::int64_t q = 0; q < W; ++q) m[q] = -static_cast<float>(math::kInf);
   for (; i + W <= n; i += W)
     for (std::int64_t q = 0; q < W; ++q) m[q] = a[i + q] > m[q] ? a[i + q] : m[q];
+#endif
   for (; i < n; ++i) m[0] = a[i] > m[0] ? a[i] : m[0];
   float r = m[0];
   for (std::int64_t q = 1; q < W; ++q) r = m[q] > r ? m[q] : r;
