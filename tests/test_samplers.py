@@ -535,6 +535,13 @@ ISING_TWIN_CASES = [
     dict(shape=(10, 4), beta=0.0, n_sweeps=4, chains=2, init="down", seed=1),
     dict(shape=(30, 26), beta=0.6, n_sweeps=7, chains=3, seed=12, record_every=2),  # 390 sites
     dict(shape=(32, 32), beta=0.5, n_sweeps=3, chains=2, seed=13),  # 512 per colour: full groups
+    # rows of 16 vectorised sites and more (half a row is W / 2 sites, 16, 17, 31, 32, 47 of
+    # them updated in the row's middle): the last vector overlaps the one before it
+    dict(shape=(6, 34), beta=0.4, n_sweeps=5, h=0.2, chains=2, seed=14),
+    dict(shape=(4, 36), beta=0.45, n_sweeps=5, chains=1, seed=15),
+    dict(shape=(6, 64), beta=0.44, n_sweeps=4, h=-0.3, chains=2, seed=16),
+    dict(shape=(4, 66), beta=0.7, n_sweeps=4, chains=1, seed=17),
+    dict(shape=(8, 96), beta=0.3, n_sweeps=3, chains=1, seed=18, record_every=3),
 ]
 
 
