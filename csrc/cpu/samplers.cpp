@@ -94,9 +94,9 @@ void finish(const MetropolisPlan& p, std::int64_t c, const Chain& ch) {
 }
 
 void run_builtin(const MetropolisPlan& p) {
-  // chains in groups of eight (the vector lanes); a group never straddles a
-  // chunk, and each lane's arithmetic is its own: results do not depend on
-  // the split
+  // chunks of 32 chains (one tile of four interleaved groups of eight vector
+  // lanes); each lane's arithmetic is its own whatever tile or group it is
+  // in, so results do not depend on the split or on chain_offset
   const SamplerKernels& K = sampler_kernels();
   parallel_for(p.C, 32, [&](std::int64_t c0, std::int64_t c1) { K.mh_builtin(p, c0, c1); });
 }

@@ -19,8 +19,9 @@ struct SamplerKernels {
   void (*ising_rows)(std::int8_t* S, const std::int8_t* O, std::int64_t H, std::int64_t half,
                      int col, std::int64_t r0, std::int64_t r1, const std::uint32_t* w,
                      const std::uint32_t* lo, const std::uint8_t* all);
-  /// Metropolis with a built-in target over chains [c0, c1): every step, eight
-  /// chains in the lanes of a vector (tail lanes padded and discarded).
+  /// Metropolis with a built-in target over chains [c0, c1): 32 chains at a
+  /// time as four interleaved vectors of eight, the rest eight at a time
+  /// (tail lanes padded and discarded); c1 - c0 a multiple of 32 except at C.
   void (*mh_builtin)(const MetropolisPlan& p, std::int64_t c0, std::int64_t c1);
   /// The proposals y = Y[c], the independence proposal's log density LQ[c]
   /// and the log of the deciding uniform LU[c] of step t for chains [c0, c1),
