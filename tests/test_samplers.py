@@ -837,6 +837,24 @@ def test_metropolis_many_dimensions_equals_twin():
     np.testing.assert_array_equal(a.accept_rate, b.accept_rate)
 
 
+@pytest.mark.parametrize("n_steps", [1, 64, 130])
+def test_metropolis_progress_builtin_target(capsys, n_steps):
+    """Built-in targets report progress too (their chains advance on several threads: the
+    line counts steps averaged over the chains, reaching n_steps exactly once); the chains
+    are those of a run without it."""
+    ks, t = core(), targets()
+    x0 = np.random.default_rng(2).standard_normal((40, 3))
+    target = t.Gaussian(np.zeros(3), np.eye(3))
+    a = ks.metropolis(target, x0, n_steps, burn=5, seed=3, progress=True)
+    err = capsys.readouterr().err
+    total = n_steps + 5
+    assert "[kexue.samplers.metropolis]" in err
+    assert err.count(f"{total}/{total} (100%)") == 1 and err.endswith("\n")
+    b = ks.metropolis(target, x0, n_steps, burn=5, seed=3)
+    np.testing.assert_array_equal(a.samples, b.samples)
+    np.testing.assert_array_equal(a.accept_rate, b.accept_rate)
+
+
 def test_callable_target_equals_builtin():
     ks, t = core(), targets()
     rng = np.random.default_rng(4)

@@ -1,12 +1,41 @@
 // csrc/cpu/samplers.hpp - the CPU backend of kexue::samplers (internal).
 #pragma once
+#include <atomic>
 #include <cstdint>
 #include <functional>
+#include <mutex>
 
 #include "kexue/samplers.hpp"
 
 namespace kexue {
 namespace cpu {
+
+/// Progress of a built-in-target run, whose chains advance on several
+/// threads at once: tiles add (chains x steps) as they go, and each time the
+/// average over the C chains passes a whole step, report(done, T) is called
+/// (serialised; from whichever thread got there).
+class StepProgress {
+ public:
+  StepProgress(std::int64_t C, std::int64_t T,
+               const std::function<void(std::int64_t, std::int64_t)>& report)
+      : C_(C), T_(T), report_(report) {}
+  void add(std::int64_t chains, std::int64_t steps) {
+    const std::int64_t now = chain_steps_.fetch_add(chains * steps) + chains * steps;
+    const std::int64_t done = C_ > 0 ? now / C_ : T_;
+    std::lock_guard<std::mutex> lk(m_);
+    if (done > reported_) {
+      reported_ = done;
+      report_(done, T_);
+    }
+  }
+
+ private:
+  std::int64_t C_, T_;
+  const std::function<void(std::int64_t, std::int64_t)>& report_;
+  std::atomic<std::int64_t> chain_steps_{0};
+  std::mutex m_;
+  std::int64_t reported_ = 0;
+};
 
 struct MetropolisPlan {
   const char* op = "samplers.metropolis";  ///< for errors: the function ...
@@ -24,6 +53,7 @@ struct MetropolisPlan {
   const double* temp = nullptr;
   double* best_x = nullptr;   ///< [C,D]
   double* best_lp = nullptr;  ///< [C]
+  StepProgress* progress = nullptr;  ///< built-in targets, when opt->progress is set
 };
 
 struct SpinAnnealPlan {

@@ -59,7 +59,8 @@ def metropolis(target, x0, n_steps, *, step_size=0.1, proposal="gaussian", seed=
     adapt : bool -- tune each chain's step factor f toward acceptance 0.234
         during burn-in (Robbins-Monro, f *= exp((a_t - 0.234) / (t+1)^0.6)),
         then freeze it
-    progress : bool -- a plain-text progress line on stderr (callable targets)
+    progress : bool -- a plain-text progress line on stderr (steps done, averaged over the
+        chains for built-in targets, whose chains run in parallel)
 
     Returns
     -------
@@ -269,7 +270,8 @@ def anneal(energy, x0, n_steps, *, schedule=("geometric", 1.0, 0.01), step_size=
     n_steps : int; schedule : see :func:`temperatures`
     step_size : random-walk scale (continuous targets; the proposal ratio is not tempered)
     seed, chain_offset : as in :func:`metropolis`
-    progress : bool -- a progress line on stderr (callable energies only)
+    progress : bool -- a progress line on stderr (continuous energies, callable or built-in;
+        not the spin glass)
 
     The spin glass's energy trace is a running sum of the accepted flips' dE
     (the core and the twin alike), so with non-integer couplings it can differ
