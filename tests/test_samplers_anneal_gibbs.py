@@ -532,3 +532,122 @@ def test_gibbs_conditional_exception_propagates(impl):
 
     with pytest.raises(KeyError, match="boom"):
         impl.gibbs(cond, np.zeros((2, 2), np.int64), 1, 2)
+
+
+# ============================================================================
+# annealing a pairwise MRF (targets.MRF)
+
+
+def mrf_problem(seed=3, N=6, S=3, shared=False):
+    """A frustrated MRF on a 6-cycle with two chords, its exact ground energy (S^N states)."""
+    rng = np.random.default_rng(seed)
+    edges = np.array([[0, 1], [1, 2], [2, 3], [3, 4], [4, 5], [5, 0], [0, 3], [4, 1]][: N + 2])
+    unary = rng.standard_normal((N, S)) * 0.5
+    pairwise = rng.standard_normal((S, S) if shared else (len(edges), S, S))
+    states = np.array(list(itertools.product(range(S), repeat=N)))
+    m = core().targets.MRF(unary, edges, pairwise)
+    return m, float(m.energy(states).min()), rng.integers(0, S, (8, N))
+
+
+def test_mrf_energy_by_enumeration_formula():
+    from kexue.reference.samplers_discrete import mrf_energy
+
+    m, _, x = mrf_problem(shared=True)
+    want = -np.array([sum(m.unary[i, s[i]] for i in range(m.dim))
+                      + sum(m.pairwise[s[u], s[v]] for u, v in m.edges) for s in x])
+    np.testing.assert_allclose(m.energy(x), want, rtol=1e-13, atol=1e-13)
+    np.testing.assert_array_equal(mrf_energy(m.unary, m.edges, m.pairwise, x), m.energy(x))
+
+
+@pytest.mark.parametrize("shared", [False, True])
+def test_anneal_finds_mrf_ground_state(shared):
+    m, e0, x0 = mrf_problem(shared=shared)
+    r = core().anneal(m, x0, 150, schedule=("geometric", 3.0, 0.02), seed=0)
+    assert r.best_x.dtype == np.int32 and r.best_x.shape == x0.shape
+    assert r.energy.shape == (8, 150) and np.all(np.isnan(r.accept_rate))
+    assert int((np.abs(r.best_energy - e0) < 1e-9).sum()) >= 6, (r.best_energy, e0)
+    assert np.all(r.best_energy >= e0 - 1e-9)
+    # best_energy is a running sum of dE: equal to the energy of best_x up to rounding
+    np.testing.assert_allclose(r.best_energy, m.energy(r.best_x), rtol=0, atol=1e-12)
+    assert np.all(r.best_energy <= r.energy.min(axis=1))
+    assert np.all(r.best_energy <= m.energy(x0))
+
+
+@pytest.mark.parametrize("variant", ["per-edge", "shared", "two-states", "no-edges"])
+def test_core_equals_twin_mrf_anneal(variant):
+    ks = core()
+    rng = np.random.default_rng(21)
+    if variant == "two-states":
+        m, _, x0 = mrf_problem(seed=4, S=2)
+    elif variant == "no-edges":
+        m = ks.targets.MRF(rng.standard_normal((5, 4)), np.zeros((0, 2), np.int64),
+                           rng.standard_normal((4, 4)))
+        x0 = rng.integers(0, 4, (3, 5))
+    else:
+        m, _, x0 = mrf_problem(seed=5, S=4, shared=variant == "shared")
+    kw = dict(schedule=("linear", 2.0, 0.05), seed=2**40 + 9, chain_offset=11)
+    a = ks.anneal(m, x0, 40, **kw)
+    b = ref.anneal(m, x0, 40, **kw)
+    for f in ("best_x", "best_energy", "energy", "temperatures"):
+        assert getattr(a, f).dtype == getattr(b, f).dtype, f
+        assert getattr(a, f).tobytes() == getattr(b, f).tobytes(), f
+    assert np.all(np.isnan(a.accept_rate)) and np.all(np.isnan(b.accept_rate))
+
+
+def test_mrf_anneal_chain_offset_and_threads():
+    ks = core()
+    m, _, x0 = mrf_problem(seed=6)
+    kw = dict(schedule=("geometric", 2.0, 0.1), seed=8)
+    a = ks.anneal(m, x0, 30, **kw)
+    b = ks.anneal(m, x0[:3], 30, **kw)
+    c = ks.anneal(m, x0[3:], 30, chain_offset=3, **kw)
+    for f in ("best_x", "best_energy", "energy"):
+        np.testing.assert_array_equal(getattr(a, f), np.concatenate([getattr(b, f), getattr(c, f)]))
+    n = kexue.get_num_threads()
+    try:
+        kexue.set_num_threads(1)
+        d = ks.anneal(m, x0, 30, **kw)
+    finally:
+        kexue.set_num_threads(n)
+    np.testing.assert_array_equal(a.energy, d.energy)
+    e = ks.anneal(m, x0, 0, **kw)  # no sweeps: the start is the best
+    assert e.energy.shape == (8, 0)
+    np.testing.assert_array_equal(e.best_x, x0)
+    np.testing.assert_array_equal(e.best_energy, m.energy(x0))
+
+
+def _mrf_anneal_cases():
+    m, _, x0 = mrf_problem(seed=7)
+    loop = core().targets.MRF(m.unary, np.array([[0, 1], [2, 2]]), m.pairwise[:2])
+    far = core().targets.MRF(m.unary, np.array([[0, 1], [1, 9]]), m.pairwise[:2])
+    inf = core().targets.MRF(m.unary, m.edges, m.pairwise)
+    inf.unary = m.unary.copy()
+    inf.unary[2, 1] = np.inf  # past the constructor's own check
+    big, neg = x0.copy(), x0.copy()
+    big[2, 4], neg[1, 0] = 3, -1
+    return {
+        "x0 float": (TypeError, "x0", m, x0.astype(np.float64)),
+        "x0 state too large": (IndexError, "x0 states", m, big),
+        "x0 state negative": (IndexError, "x0 states", m, neg),
+        "x0 wrong N": (ValueError, "x0", m, x0[:, :4]),
+        "self-loop": (ValueError, "edges", loop, x0),
+        "edge out of range": (IndexError, "edges", far, x0),
+        "unary inf": (ValueError, "unary", inf, x0),
+    }
+
+
+@pytest.mark.parametrize("case", list(_mrf_anneal_cases()))
+def test_bad_mrf_anneal_inputs(impl, case):
+    exc, arg, m, x0 = _mrf_anneal_cases()[case]
+    with pytest.raises(exc, match=r"\[kexue\.samplers\.anneal\] " + arg):
+        impl.anneal(m, x0, 5)
+
+
+def test_mrf_target_refuses_bad_arrays():
+    t = core().targets
+    with pytest.raises(ValueError, match=r"\[kexue\.samplers\.targets\.MRF\] unary"):
+        t.MRF(np.zeros((3, 1)), [[0, 1]], np.zeros((1, 1)))
+    with pytest.raises(ValueError, match=r"\[kexue\.samplers\.targets\.MRF\] edges"):
+        t.MRF(np.zeros((3, 2)), [[0.5, 1.0]], np.zeros((2, 2)))
+    with pytest.raises(ValueError, match=r"\[kexue\.samplers\.targets\.MRF\] pairwise"):
+        t.MRF(np.zeros((3, 2)), [[0, 1]], np.zeros(2))

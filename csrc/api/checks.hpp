@@ -1,6 +1,7 @@
 // csrc/api/checks.hpp - the argument checks shared by the front doors.
 // Messages: "[kexue.<op>] <arg> must ...; got ...".
 #pragma once
+#include <cmath>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -80,6 +81,17 @@ inline std::vector<double> to_double(const Array& x) {
     for (std::size_t i = 0; i < out.size(); ++i) out[i] = p[i];
   }
   return out;
+}
+
+/// Annealing temperatures: float64 [n_steps], every entry finite and > 0.
+inline const double* check_temperatures(const char* op, const Array& temperatures) {
+  check_ndim(op, temperatures, "temperatures", 1, "[n_steps]");
+  check_dtype(op, temperatures, "temperatures", DType::Float64);
+  const double* T = temperatures.ptr<double>();
+  for (std::int64_t t = 0; t < temperatures.size(); ++t)
+    KX_CHECK_VALUE(std::isfinite(T[t]) && T[t] > 0.0, op,
+                   "temperatures must be finite and > 0; got ", T[t], " at step ", t);
+  return T;
 }
 
 }  // namespace api

@@ -110,17 +110,6 @@ cpu::MetropolisPlan check_mh(const char* op, const Target& target, const Array& 
   return p;
 }
 
-/// float64 [n_steps], every entry finite and > 0.
-const double* check_temperatures(const char* op, const Array& temperatures) {
-  api::check_ndim(op, temperatures, "temperatures", 1, "[n_steps]");
-  api::check_dtype(op, temperatures, "temperatures", DType::Float64);
-  const double* T = temperatures.ptr<double>();
-  for (std::int64_t t = 0; t < temperatures.size(); ++t)
-    KX_CHECK_VALUE(std::isfinite(T[t]) && T[t] > 0.0, op,
-                   "temperatures must be finite and > 0; got ", T[t], " at step ", t);
-  return T;
-}
-
 }  // namespace
 
 void metropolis(const Target& target, const Array& x0, std::int64_t n_steps,
@@ -143,7 +132,7 @@ void anneal(const Target& target, const Array& x0, const Array& temperatures,
             const MetropolisOptions& opt, const Array& best_x, const Array& best_energy,
             const Array& energy, const Array& accept_rate) {
   const char* op = "samplers.anneal";
-  const double* T = check_temperatures(op, temperatures);
+  const double* T = api::check_temperatures(op, temperatures);
   KX_CHECK_VALUE(opt.burn == 0 && opt.thin == 1, op, "burn must be 0 and thin 1 when annealing");
   cpu::MetropolisPlan p = check_mh(op, target, x0, temperatures.size(), opt);
   p.op = op;
@@ -195,7 +184,7 @@ void anneal_spins(const Array& J, const Array& h, const Array& spins, const Arra
   const std::int8_t* s = spins.ptr<std::int8_t>();
   for (std::int64_t i = 0; i < spins.size(); ++i)
     KX_CHECK_VALUE(s[i] == 1 || s[i] == -1, op, "x0 spins must be +1 or -1; got ", int(s[i]));
-  const double* T = check_temperatures(op, temperatures);
+  const double* T = api::check_temperatures(op, temperatures);
   KX_CHECK_VALUE(chain_offset >= 0, op, "chain_offset must be >= 0; got ", chain_offset);
   const std::int64_t C = spins.dim(0), n = temperatures.size();
   api::check_arg(op, best, "best", DType::Int8, {C, N}, "[C,N]");

@@ -1,5 +1,5 @@
 // csrc/api/samplers_discrete.cpp - the front door of the discrete samplers
-// (kexue::samplers::gibbs_mrf, kexue::samplers::lda): every check, then the
+// (kexue::samplers::gibbs_mrf, anneal_mrf, lda): every check, then the
 // one dispatch point (the CPU backend).
 #include <cmath>
 #include <cstdint>
@@ -40,12 +40,12 @@ void check_finite(const char* op, const Array& x, const char* name) {
   }
 }
 
-}  // namespace
-
-void gibbs_mrf(const Array& unary, const Array& edges, const Array& pairwise,
-               const MrfOptions& opt, const Array& states, const Array& samples,
-               const Array& counts) {
-  const char* op = "samplers.gibbs_mrf";
+/// The MRF's arrays (shared by gibbs_mrf and anneal_mrf): unary [N,S] with
+/// N >= 1, S >= 2; edges [E,2] in range, no self-loop (copied to ed as int64);
+/// pairwise [S,S] or [E,S,S]; potentials finite. Fills plan's N, S, E,
+/// unary, edges (= ed), pairwise and shared.
+void check_mrf(const char* op, const Array& unary, const Array& edges, const Array& pairwise,
+               std::vector<std::int64_t>& ed, cpu::MrfPlan& p) {
   api::check_ndim(op, unary, "unary", 2, "[N,S]");
   api::check_dtype(op, unary, "unary", DType::Float64);
   const std::int64_t N = unary.dim(0), S = unary.dim(1);
@@ -76,7 +76,7 @@ void gibbs_mrf(const Array& unary, const Array& edges, const Array& pairwise,
                    pairwise.shape_str());
   check_finite(op, unary, "unary");
   check_finite(op, pairwise, "pairwise");
-  std::vector<std::int64_t> ed(static_cast<std::size_t>(2 * E));
+  ed.assign(static_cast<std::size_t>(2 * E), 0);
   for (std::int64_t e = 0; e < E; ++e) {
     const std::int64_t u = index_at(edges, 2 * e), v = index_at(edges, 2 * e + 1);
     KX_CHECK_INDEX(u >= 0 && u < N && v >= 0 && v < N, op, "edges must hold node indices in [0, ", N,
@@ -86,6 +86,25 @@ void gibbs_mrf(const Array& unary, const Array& edges, const Array& pairwise,
     ed[static_cast<std::size_t>(2 * e)] = u;
     ed[static_cast<std::size_t>(2 * e + 1)] = v;
   }
+  p.N = N;
+  p.S = S;
+  p.E = E;
+  p.unary = unary.ptr<double>();
+  p.edges = ed.data();
+  p.pairwise = pairwise.ptr<double>();
+  p.shared = shared;
+}
+
+}  // namespace
+
+void gibbs_mrf(const Array& unary, const Array& edges, const Array& pairwise,
+               const MrfOptions& opt, const Array& states, const Array& samples,
+               const Array& counts) {
+  const char* op = "samplers.gibbs_mrf";
+  std::vector<std::int64_t> ed;
+  cpu::MrfPlan p;
+  check_mrf(op, unary, edges, pairwise, ed, p);
+  const std::int64_t N = p.N, S = p.S;
   KX_CHECK_VALUE(opt.n_sweeps >= 0, op, "n_sweeps must be >= 0; got ", opt.n_sweeps);
   KX_CHECK_VALUE(opt.n_sweeps <= kI64Max / N, op, "n_sweeps * N must be below 2^63 (the random ",
                  "stream's block numbers); got n_sweeps = ", opt.n_sweeps, ", N = ", N);
@@ -105,21 +124,52 @@ void gibbs_mrf(const Array& unary, const Array& edges, const Array& pairwise,
   const std::int64_t R = opt.n_sweeps / opt.record_every;
   api::check_arg(op, samples, "samples", DType::Int32, {C, R, N}, "[C,R,N]");
   api::check_arg(op, counts, "counts", DType::Int64, {N, S}, "[N,S]");
-  cpu::MrfPlan p;
   p.opt = &opt;
-  p.N = N;
-  p.S = S;
-  p.E = E;
   p.C = C;
   p.R = R;
-  p.unary = unary.ptr<double>();
-  p.edges = ed.data();
-  p.pairwise = pairwise.ptr<double>();
-  p.shared = shared;
   p.states = states.ptr<std::int32_t>();
   p.samples = samples.ptr<std::int32_t>();
   p.counts = counts.ptr<std::int64_t>();
   cpu::sampler_gibbs_mrf(p);
+}
+
+void anneal_mrf(const Array& unary, const Array& edges, const Array& pairwise, const Array& states,
+                const Array& temperatures, std::uint64_t seed, std::int64_t chain_offset,
+                const Array& best, const Array& best_energy, const Array& energy) {
+  const char* op = "samplers.anneal";
+  std::vector<std::int64_t> ed;
+  cpu::MrfPlan p;
+  check_mrf(op, unary, edges, pairwise, ed, p);
+  const std::int64_t N = p.N, S = p.S;
+  api::check_ndim(op, states, "x0", 2, "[C,N]");
+  api::check_dtype(op, states, "x0", DType::Int32);
+  KX_CHECK_VALUE(states.dim(1) == N, op, "x0 must have shape (C, ", N, ") [C,N] (N = unary's first ",
+                 "axis); got ", states.shape_str());
+  const std::int64_t C = states.dim(0);
+  const std::int32_t* x = states.ptr<std::int32_t>();
+  for (std::int64_t i = 0; i < C * N; ++i)
+    KX_CHECK_INDEX(x[i] >= 0 && x[i] < S, op, "x0 states must be in [0, ", S, "); got ", x[i],
+                   " at (", i / N, ", ", i % N, ")");
+  const double* T = api::check_temperatures(op, temperatures);
+  const std::int64_t n = temperatures.size();
+  KX_CHECK_VALUE(n <= kI64Max / N, op, "n_steps * N must be below 2^63 (the random stream's block ",
+                 "numbers); got n_steps = ", n, ", N = ", N);
+  KX_CHECK_VALUE(chain_offset >= 0, op, "chain_offset must be >= 0; got ", chain_offset);
+  api::check_arg(op, best, "best", DType::Int32, {C, N}, "[C,N]");
+  api::check_arg(op, best_energy, "best_energy", DType::Float64, {C}, "[C]");
+  api::check_arg(op, energy, "energy", DType::Float64, {C, n}, "[C,n_steps]");
+  cpu::MrfAnnealPlan a;
+  a.mrf = &p;
+  a.C = C;
+  a.T = n;
+  a.temp = T;
+  a.seed = seed;
+  a.chain_offset = chain_offset;
+  a.states = states.ptr<std::int32_t>();
+  a.best = best.ptr<std::int32_t>();
+  a.best_energy = best_energy.ptr<double>();
+  a.energy = energy.ptr<double>();
+  cpu::sampler_anneal_mrf(a);
 }
 
 void lda(const Array& indptr, const Array& words, std::int64_t n_topics, const LdaOptions& opt,

@@ -1,5 +1,5 @@
-// csrc/bindings/samplers_discrete.cpp - kexue._core.smp_gibbs_mrf and
-// kexue._core.smp_lda: numpy in, outputs allocated, the GIL released around
+// csrc/bindings/samplers_discrete.cpp - kexue._core.smp_gibbs_mrf,
+// kexue._core.smp_anneal_mrf and kexue._core.smp_lda: numpy in, outputs allocated, the GIL released around
 // the sampling (and taken back only for the progress callback between
 // LDA iterations).
 #include "bindings/convert.hpp"
@@ -39,6 +39,32 @@ void register_samplers_discrete(py::module_& m) {
       py::arg("seed") = 0, py::arg("init_given") = false,
       "Heat-bath Gibbs on a pairwise MRF; `states` [C,N] int32 is the start (init_given) and "
       "receives the last state. Returns (samples [C,R,N] int32, counts [N,S] int64).");
+
+  m.def(
+      "smp_anneal_mrf",
+      [](const py::array& unary, const py::array& edges, const py::array& pairwise,
+         const py::array& states, const py::array& temperatures, std::uint64_t seed,
+         std::int64_t chain_offset) {
+        const char* op = "samplers.anneal";
+        const Array uv = view(unary, op, "unary"), ev = view(edges, op, "edges"),
+                    pv = view(pairwise, op, "pairwise"), sv = view(states, op, "x0"),
+                    tv = view(temperatures, op, "temperatures");
+        const py::ssize_t C = dim_or0(sv, 0), N = dim_or0(sv, 1), n = dim_or0(tv, 0);
+        py::array best = py::array_t<std::int32_t>(std::vector<py::ssize_t>{C, N});
+        py::array best_energy = empty(DType::Float64, {C});
+        py::array energy = empty(DType::Float64, {C, n});
+        const Array bv = view(best, op, "best"), bev = view(best_energy, op, "best_energy"),
+                    env = view(energy, op, "energy");
+        {
+          py::gil_scoped_release nogil;
+          samplers::anneal_mrf(uv, ev, pv, sv, tv, seed, chain_offset, bv, bev, env);
+        }
+        return py::make_tuple(best, best_energy, energy);
+      },
+      py::arg("unary"), py::arg("edges"), py::arg("pairwise"), py::arg("states"),
+      py::arg("temperatures"), py::kw_only(), py::arg("seed") = 0, py::arg("chain_offset") = 0,
+      "Simulated annealing of a pairwise MRF's energy; `states` [C,N] int32 is the start and "
+      "receives the last state. Returns (best [C,N] int32, best_energy [C], energy [C,n]).");
 
   m.def(
       "smp_lda",

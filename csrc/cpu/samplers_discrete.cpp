@@ -143,6 +143,54 @@ void record_mrf(const MrfPlan& p, std::int64_t c, std::int64_t s, const std::int
 
 }  // namespace
 
+void sampler_anneal_mrf(const MrfAnnealPlan& a) {
+  const MrfPlan& p = *a.mrf;
+  const std::int64_t N = p.N, S = p.S, E = p.E, T = a.T;
+  const Graph G = build_graph(p);
+  parallel_for(a.C, 1, [&](std::int64_t c0, std::int64_t c1) {
+    for (std::int64_t c = c0; c < c1; ++c) {
+      std::int32_t* x = a.states + c * N;
+      const std::uint64_t g = static_cast<std::uint64_t>(a.chain_offset + c);
+      double tot = 0.0;  // sum_i unary[i, x_i] + sum_e P_e[x_u, x_v], in order
+      for (std::int64_t i = 0; i < N; ++i) tot += p.unary[i * S + x[i]];
+      for (std::int64_t e = 0; e < E; ++e) {
+        const double* P = p.pairwise + (p.shared ? 0 : e * S * S);
+        tot += P[static_cast<std::int64_t>(x[p.edges[2 * e]]) * S + x[p.edges[2 * e + 1]]];
+      }
+      double En = -tot;
+      a.best_energy[c] = En;
+      std::copy(x, x + N, a.best + c * N);
+      for (std::int64_t t = 0; t < T; ++t) {
+        const double temp = a.temp[t];
+        for (std::int64_t i = 0; i < N; ++i) {
+          const samplers::Block k = samplers::block(static_cast<std::uint64_t>(t * N + i), g, a.seed);
+          const double u0 = samplers::uniform53(k.w[0], k.w[1]), u1 = samplers::uniform53(k.w[2], k.w[3]);
+          const std::int64_t xa = x[i];
+          std::int64_t j = static_cast<std::int64_t>(u1 * static_cast<double>(S - 1));
+          if (j > S - 2) j = S - 2;
+          const std::int64_t xb = (xa + 1 + j) % S;
+          double d = p.unary[i * S + xb] - p.unary[i * S + xa];
+          for (std::int64_t q = G.off[static_cast<std::size_t>(i)]; q < G.off[static_cast<std::size_t>(i + 1)]; ++q) {
+            const double* row = G.mats.data() + G.base[static_cast<std::size_t>(q)] +
+                                static_cast<std::int64_t>(x[G.nb[static_cast<std::size_t>(q)]]) * S;
+            d += row[xb] - row[xa];
+          }
+          const double dE = -d;
+          if (std::log(u0) < -dE / temp) {
+            x[i] = static_cast<std::int32_t>(xb);
+            En += dE;
+            if (En < a.best_energy[c]) {
+              a.best_energy[c] = En;
+              std::copy(x, x + N, a.best + c * N);
+            }
+          }
+        }
+        a.energy[c * T + t] = En;
+      }
+    }
+  });
+}
+
 void sampler_gibbs_mrf(const MrfPlan& p) {
   const std::int64_t N = p.N, S = p.S, C = p.C;
   const std::uint64_t seed = p.opt->seed;

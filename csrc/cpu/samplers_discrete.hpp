@@ -32,7 +32,22 @@ struct LdaPlan {
   double* loglik = nullptr;              ///< [n_iter]
 };
 
+/// Simulated annealing of an MRF's energy (samplers::anneal_mrf); mrf's
+/// structure fields (N, S, E, unary, edges, pairwise, shared) are used.
+struct MrfAnnealPlan {
+  const MrfPlan* mrf = nullptr;
+  std::int64_t C = 0, T = 0;
+  const double* temp = nullptr;  ///< [T]
+  std::uint64_t seed = 0;
+  std::int64_t chain_offset = 0;
+  std::int32_t* states = nullptr;  ///< [C,N] in (the start) and out (the last state)
+  std::int32_t* best = nullptr;    ///< [C,N]
+  double* best_energy = nullptr;   ///< [C]
+  double* energy = nullptr;        ///< [C,T]
+};
+
 void sampler_gibbs_mrf(const MrfPlan& p);
+void sampler_anneal_mrf(const MrfAnnealPlan& p);
 void sampler_lda(const LdaPlan& p);
 
 /// The number of AD-LDA blocks for D documents (exact: 1).

@@ -127,6 +127,24 @@ KX_API void gibbs_mrf(const Array& unary, const Array& edges, const Array& pairw
                       const MrfOptions& opt, const Array& states, const Array& samples,
                       const Array& counts);
 
+/// Simulated annealing of the same MRF's energy E(x) = -(sum_i unary[i, x_i]
+/// + sum_e pairwise_e[x_u, x_v]) (the sums in index order, E = minus their
+/// total) with single-site Metropolis moves: sweep t visits i = 0..N-1 and
+/// proposes b = (a + 1 + j) mod S for the current state a, j = min(floor(U1
+/// (S - 1)), S - 2), a uniform pick among the other states; with d =
+/// (unary[i,b] - unary[i,a]) + the edges touching i in edge order
+/// (pairwise_e[b, x_v] - pairwise_e[a, x_v] at u = i, pairwise_e[x_u, b] -
+/// pairwise_e[x_u, a] at v = i) and dE = -d, it moves iff log(U0) < -dE /
+/// T_t; U0, U1 of block t N + i of chain chain_offset + c. E is then a
+/// running sum (E += dE), and the best (strictly lowest E) state is kept.
+/// states [C,N] int32 in [0, S) (in: the start; out: the last state);
+/// temperatures [n] float64 > 0; best [C,N] int32, best_energy [C],
+/// energy [C,n] (E after each sweep).
+KX_API void anneal_mrf(const Array& unary, const Array& edges, const Array& pairwise,
+                       const Array& states, const Array& temperatures, std::uint64_t seed,
+                       std::int64_t chain_offset, const Array& best, const Array& best_energy,
+                       const Array& energy);
+
 struct LdaOptions {
   double alpha = 0.1, eta = 0.01;
   std::int64_t n_iter = 500;

@@ -985,6 +985,15 @@ def anneal(energy, x0, n_steps, *, schedule=("geometric", 1.0, 0.01), step_size=
     ``log(U0) < -dE / T_t`` with U0 of block ``t N + i``; then ``E += dE`` and
     the best (lowest E, strictly) state is kept. ``energy[:, t]`` = E after sweep
     t (a running sum, as the core's), ``accept_rate`` NaN.
+
+    Pairwise MRF (``energy`` a ``targets.MRF(unary, edges, pairwise)``, x0 integer
+    states [C, N] in [0, S); ``n_steps`` sweeps): E starts as
+    ``-(sum_i unary[i, x_i] + sum_e P_e[x_u, x_v])`` (index order); sweep t visits
+    i = 0..N-1 with block ``t N + i``: ``b = (a + 1 + min(floor(U1 (S - 1)), S - 2)) % S``,
+    ``d = (unary[i, b] - unary[i, a]) + sum over the edges touching i (edge order) of
+    P_e[b, x_v] - P_e[a, x_v]`` (i = u) or ``P_e[x_u, b] - P_e[x_u, a]`` (i = v),
+    ``dE = -d``, move iff ``log(U0) < -dE / T_t``; E, the best state and
+    ``energy`` as for the spin glass (best_x int32).
     """
     fn = "anneal"
     n_steps = _int_arg(fn, "n_steps", n_steps, 0)
@@ -996,6 +1005,13 @@ def anneal(energy, x0, n_steps, *, schedule=("geometric", 1.0, 0.01), step_size=
         if chain_offset < 0:
             raise _err(fn, f"chain_offset must be >= 0; got {chain_offset}")
         return _anneal_spins(energy.J, energy.h, x0, T, seed, chain_offset, progress)
+    if getattr(energy, "kind", None) == "mrf":
+        from .samplers_discrete import _anneal_mrf  # that module imports this one
+
+        _check_temperatures(T)
+        best, be, en = _anneal_mrf(energy.unary, energy.edges, energy.pairwise, x0, T, seed,
+                                   chain_offset)
+        return AnnealResult(best, be, en, np.full(best.shape[0], np.nan), T)
     if x0.dtype != np.float64:
         raise _err(fn, f"x0 must be float64; got {x0.dtype}", TypeError)
     if hasattr(energy, "kind") and callable(getattr(energy, "logp", None)):

@@ -195,6 +195,85 @@ def _check_mrf(fn, unary, edges, pairwise):
     return unary, edges, pairwise
 
 
+def mrf_energy(unary, edges, pairwise, x):
+    """E(x) = -(sum_i unary[i, x_i] + sum_e P_e[x_u, x_v]) for states x [C, N] (or [N]),
+    the sums in index order from 0.0, as the core's anneal_mrf. float64 [C].
+
+    >>> mrf_energy(np.zeros((2, 2)), [[0, 1]], np.array([[1.0, 0.0], [0.0, 1.0]]), [[0, 0], [0, 1]])
+    array([-1., -0.])
+    """
+    unary = np.asarray(unary, dtype=np.float64)
+    edges = np.asarray(edges, dtype=np.int64).reshape(-1, 2)
+    pairwise = np.asarray(pairwise, dtype=np.float64)
+    x = np.asarray(x, dtype=np.int64)
+    x = x[None] if x.ndim == 1 else x
+    tot = np.zeros(x.shape[0])
+    for i in range(unary.shape[0]):
+        tot = tot + unary[i, x[:, i]]
+    for e, (u, v) in enumerate(edges):
+        P = pairwise if pairwise.ndim == 2 else pairwise[e]
+        tot = tot + P[x[:, u], x[:, v]]
+    return -tot
+
+
+def _anneal_mrf(unary, edges, pairwise, x0, T, seed, chain_offset):
+    """The twin of the core's anneal_mrf (kexue/samplers.hpp); returns
+    (best [C,N] int32, best_energy [C], energy [C,n])."""
+    fn = "anneal"
+    unary, edges, pairwise = _check_mrf(fn, unary, edges, pairwise)
+    N, S = unary.shape
+    x0 = np.asarray(x0)
+    if x0.dtype.kind not in "iu":
+        raise _err(fn, f"x0 must be integer states [C, N] for an MRF; got {x0.dtype}", TypeError)
+    if x0.ndim != 2 or x0.shape[1] != N:
+        raise _err(fn, f"x0 must have shape (C, {N}) [C,N]; got {x0.shape}")
+    bad = np.argwhere((x0 < 0) | (x0 >= S))
+    if bad.size:
+        c, i = (int(v) for v in bad[0])
+        raise _err(fn, f"x0 states must be in [0, {S}); got {int(x0[c, i])} at ({c}, {i})",
+                   IndexError)
+    if chain_offset < 0:
+        raise _err(fn, f"chain_offset must be >= 0; got {chain_offset}")
+    C, nT = x0.shape[0], T.size
+    x = x0.astype(np.int64)
+    E = mrf_energy(unary, edges, pairwise, x)
+    best_e, best_x = E.copy(), x.copy()
+    energy = np.empty((C, nT))
+    # per node: (edge matrix, other node, i is u) in edge order
+    inc = [[] for _ in range(N)]
+    for e, (u, v) in enumerate(edges):
+        P = pairwise if pairwise.ndim == 2 else pairwise[e]
+        inc[u].append((P, v, True))
+        inc[v].append((P, u, False))
+    g = np.arange(C, dtype=_U64) + _U64(chain_offset)
+    key = (seed & 0xFFFFFFFF, seed >> 32)
+    for t in range(nT):
+        n = np.arange(t * N, (t + 1) * N, dtype=_U64)
+        gg, nn = np.broadcast_arrays(g[:, None], n[None, :])
+        w = philox4x32_10((nn & _MASK32, nn >> _U64(32), gg & _MASK32, gg >> _U64(32)), key)
+        w = [wk.astype(_U64) for wk in w]
+        U0 = ((w[0] >> _U64(5)) * _U64(67108864) + (w[1] >> _U64(6))).astype(np.float64) * _TWO_M53
+        U1 = ((w[2] >> _U64(5)) * _U64(67108864) + (w[3] >> _U64(6))).astype(np.float64) * _TWO_M53
+        with np.errstate(divide="ignore"):
+            logU = np.log(U0)
+        for i in range(N):
+            a = x[:, i]
+            j = np.minimum((U1[:, i] * (S - 1)).astype(np.int64), S - 2)
+            b = (a + 1 + j) % S
+            d = unary[i, b] - unary[i, a]
+            for P, v, is_u in inc[i]:
+                d = d + ((P[b, x[:, v]] - P[a, x[:, v]]) if is_u else (P[x[:, v], b] - P[x[:, v], a]))
+            dE = -d
+            take = logU[:, i] < -dE / T[t]
+            x[:, i] = np.where(take, b, a)
+            E = np.where(take, E + dE, E)
+            better = take & (E < best_e)
+            best_e = np.where(better, E, best_e)
+            best_x[better] = x[better]
+        energy[:, t] = E
+    return best_x.astype(np.int32), best_e, energy
+
+
 def gibbs_mrf(unary, edges, pairwise, n_sweeps, *, chains=1, seed=0, init=None, record_every=1,
               chain_offset=0):
     """The twin of :func:`kexue.samplers.gibbs_mrf` (vectorised over chains and

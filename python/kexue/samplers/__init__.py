@@ -264,18 +264,22 @@ def anneal(energy, x0, n_steps, *, schedule=("geometric", 1.0, 0.01), step_size=
     Parameters
     ----------
     energy : a callable E(x [C,D]) -> [C]; a :mod:`.targets` density (E = -logp,
-        run in C++); or :class:`targets.SpinGlass` with int8 spins x0 [C, N]
-        (sweeps of single-spin flips in C++; n_steps counts sweeps)
-    x0 : float64 [C, D] (or int8 +-1 [C, N] for a spin glass)
+        run in C++); :class:`targets.SpinGlass` with int8 spins x0 [C, N]
+        (sweeps of single-spin flips in C++; n_steps counts sweeps); or
+        :class:`targets.MRF` with integer states x0 [C, N] in [0, S) (sweeps of
+        single-site moves to a uniformly drawn other state, in C++)
+    x0 : float64 [C, D] (int8 +-1 [C, N] for a spin glass, int [C, N] for an MRF)
     n_steps : int; schedule : see :func:`temperatures`
     step_size : random-walk scale (continuous targets; the proposal ratio is not tempered)
     seed, chain_offset : as in :func:`metropolis`
     progress : bool -- a progress line on stderr (continuous energies, callable or built-in;
         not the spin glass)
 
-    The spin glass's energy trace is a running sum of the accepted flips' dE
-    (the core and the twin alike), so with non-integer couplings it can differ
-    from ``SpinGlass.energy(state)`` in the last bits.
+    The spin glass's and the MRF's energy traces are running sums of the accepted
+    moves' dE (the core and the twin alike), so with non-integer potentials they can
+    differ from ``.energy(state)`` in the last bits. For an MRF, ``best_x`` is int32
+    and ``accept_rate`` NaN; the exact move rule is in the twin's docstring
+    (:func:`kexue.reference.samplers.anneal`).
 
     Returns
     -------
@@ -302,6 +306,17 @@ def anneal(energy, x0, n_steps, *, schedule=("geometric", 1.0, 0.01), step_size=
             raise TypeError(f"[kexue.{op}] x0 must be int8 spins [C, N] for a SpinGlass; got {x0.dtype}")
         best, be, en, _last = _core.smp_anneal_spins(energy.J, energy.h, np.ascontiguousarray(x0), T,
                                                      seed=seed, chain_offset=chain_offset)
+        return AnnealResult(best, be, en, np.full(best.shape[0], np.nan), T)
+    if isinstance(energy, targets.MRF):
+        if x0.dtype.kind not in "iu":
+            raise TypeError(f"[kexue.{op}] x0 must be integer states [C, N] for an MRF; got {x0.dtype}")
+        if x0.ndim == 2 and x0.size and (x0.min() < 0 or x0.max() > np.iinfo(np.int32).max):
+            c, i = (int(v) for v in np.argwhere((x0 < 0) | (x0 > np.iinfo(np.int32).max))[0])
+            raise IndexError(f"[kexue.{op}] x0 states must be in [0, {energy.unary.shape[1]}); got "
+                             f"{int(x0[c, i])} at ({c}, {i})")
+        states = np.ascontiguousarray(x0, dtype=np.int32)
+        best, be, en = _core.smp_anneal_mrf(energy.unary, energy.edges, energy.pairwise, states, T,
+                                            seed=seed, chain_offset=chain_offset)
         return AnnealResult(best, be, en, np.full(best.shape[0], np.nan), T)
     if x0.dtype != np.float64:
         raise TypeError(f"[kexue.{op}] x0 must be float64; got {x0.dtype}")

@@ -13,7 +13,8 @@ import math
 
 import numpy as np
 
-__all__ = ["Funnel", "Gaussian", "GaussianMixture", "LogisticRegression", "Rosenbrock", "SpinGlass"]
+__all__ = ["Funnel", "Gaussian", "GaussianMixture", "LogisticRegression", "MRF", "Rosenbrock",
+           "SpinGlass"]
 
 _LOG2PI = 1.8378770664093453
 
@@ -266,3 +267,54 @@ class SpinGlass:
 
     def logp(self, s):
         return -self.energy(s)
+
+
+class MRF:
+    """A pairwise discrete Markov random field as an energy for :func:`kexue.samplers.anneal`:
+    ``E(x) = -(sum_i unary[i, x_i] + sum_e P_e[x_u, x_v])`` over states x in {0..S-1}^N,
+    ``edges[e] = (u, v)``, ``P_e = pairwise`` [S, S] (shared) or ``pairwise[e]`` [E, S, S]
+    (the log-potentials of :func:`kexue.samplers.gibbs_mrf`, so annealing finds its mode).
+    For ``anneal`` with integer states x0 [C, N] (single-site Metropolis moves in C++).
+
+    >>> import numpy as np
+    >>> m = kexue.samplers.targets.MRF(np.zeros((2, 2)), [[0, 1]], np.eye(2))   # agree: +1
+    >>> m.energy(np.array([[0, 0], [0, 1]]))
+    array([-1., -0.])
+    """
+
+    kind = "mrf"
+
+    def __init__(self, unary, edges, pairwise):
+        self.unary = _f64("MRF", "unary", unary, 2)
+        N, S = self.unary.shape
+        if N < 1 or S < 2:
+            raise ValueError(f"[kexue.samplers.targets.MRF] unary must be [N, S] with N >= 1, S >= 2; "
+                             f"got shape {self.unary.shape}")
+        e = np.asarray(edges)
+        e = np.zeros((0, 2), dtype=np.int64) if e.size == 0 else e
+        if e.dtype.kind not in "iu" or e.ndim != 2 or e.shape[1] != 2:
+            raise ValueError(f"[kexue.samplers.targets.MRF] edges must be integer [E, 2]; got {e.dtype} "
+                             f"{e.shape}")
+        self.edges = np.ascontiguousarray(e, dtype=np.int64)
+        p = np.asarray(pairwise, dtype=np.float64)
+        if p.ndim not in (2, 3):
+            raise ValueError("[kexue.samplers.targets.MRF] pairwise must be [S, S] or [E, S, S]; got "
+                             f"shape {p.shape}")
+        self.pairwise = np.ascontiguousarray(p)
+        self.dim = N
+
+    def energy(self, x):
+        """E(x) for states x [C, N] (or [N]), the core's order (unary terms by node, then
+        the edges in order, from 0.0). float64 [C]."""
+        x = np.asarray(x, dtype=np.int64)
+        x = x[None] if x.ndim == 1 else x
+        tot = np.zeros(x.shape[0])
+        for i in range(self.dim):
+            tot = tot + self.unary[i, x[:, i]]
+        for k, (u, v) in enumerate(self.edges):
+            P = self.pairwise if self.pairwise.ndim == 2 else self.pairwise[k]
+            tot = tot + P[x[:, u], x[:, v]]
+        return -tot
+
+    def logp(self, x):
+        return -self.energy(x)
