@@ -39,6 +39,13 @@ Two cases (issue 5), at each thread count:
     ensemble); its time per step of 32 walkers is scaled x32 to the table's
     unit (1024 proposals). Left out ('-') when emcee is not importable.
 
+- Other samplers (no bar; kexue against the numpy twin, per sweep or step of
+  all chains, after a bitwise check of a 2-sweep call -- to 1e-12 for the
+  continuous anneal): gibbs_potts (128x128, q=3), gibbs_mrf (a 32x32 grid
+  MRF, S=4, 16 chains), gibbs with a callable conditional (N=20, S=3, 256
+  chains), anneal of a dense 64-spin SpinGlass (16 chains), of the grid MRF
+  (targets.MRF, 16 chains) and of the built-in Rosenbrock (1024 chains).
+
 Correctness before timing: kexue's Ising sweeps bitwise equal to the twin's on
 a 24x30 lattice (360 sites per colour: the last group of 64 is partial); the
 roll-and-mask baseline's energy per site after 100 sweeps at beta = 0.3 within
@@ -402,6 +409,84 @@ def run_lda(threads: Sequence[int], quick: bool) -> list[Row]:
     return rows
 
 
+# The other samplers (no bar): kexue against its numpy twin, per sweep (or
+# step) of all chains, after a bitwise check on a small call.
+OP_MORE = "other samplers, one sweep (or step) of all chains"
+
+
+def _grid_mrf(L: int, S: int, seed: int):
+    """A 4-neighbour L x L grid MRF (open boundary) with random potentials."""
+    rng = np.random.default_rng(seed)
+    idx = np.arange(L * L).reshape(L, L)
+    edges = np.concatenate([np.stack([idx[:, :-1].ravel(), idx[:, 1:].ravel()], 1),
+                            np.stack([idx[:-1, :].ravel(), idx[1:, :].ravel()], 1)])
+    return rng.standard_normal((L * L, S)) * 0.5, edges, rng.standard_normal((S, S))
+
+
+def run_more(threads: Sequence[int], quick: bool) -> list[Row]:
+    bud = budget(quick)
+    rows: list[Row] = []
+    rng = np.random.default_rng(SEED)
+    unary, edges, pw = _grid_mrf(32, 4, SEED)
+    mrf = targets.MRF(unary, edges, pw)
+    Jd = np.triu(rng.choice([-1.0, 1.0], (64, 64)), 1)
+    sg = targets.SpinGlass(Jd + Jd.T)
+    spins = np.where(rng.random((16, 64)) < 0.5, 1, -1).astype(np.int8)
+    mrf_x0 = rng.integers(0, 4, (16, 32 * 32))
+    W = rng.standard_normal((3, 3))
+
+    def cond(x, i):  # a chain of 20 three-state nodes coupled to their left neighbour
+        return W[x[:, i - 1]] if i > 0 else np.zeros((x.shape[0], 3))
+
+    gx0 = np.zeros((256, 20), np.int64)
+    ros_x0 = rng.standard_normal((1024, 2))
+    # (name, shape, kexue call(k), twin call(k), sweeps timed for kexue / for the twin, bitwise)
+    cases = [
+        ("gibbs_potts q=3", "128x128, 1 chain",
+         lambda k: ks.gibbs_potts((128, 128), 3, 1.0, k, seed=SEED, record_every=k),
+         lambda k: ref.gibbs_potts((128, 128), 3, 1.0, k, seed=SEED, record_every=k), 20, 2),
+        ("gibbs_mrf", "32x32 grid, S=4, 16 chains",
+         lambda k: ks.gibbs_mrf(unary, edges, pw, k, chains=16, seed=SEED, record_every=k),
+         lambda k: ref_discrete.gibbs_mrf(unary, edges, pw, k, chains=16, seed=SEED, record_every=k),
+         20, 2),
+        ("gibbs (callable)", "N=20, S=3, 256 chains",
+         lambda k: ks.gibbs(cond, gx0, k, 3, seed=SEED),
+         lambda k: ref.gibbs(cond, gx0, k, 3, seed=SEED), 20, 5),
+        ("anneal SpinGlass", "N=64 dense, 16 chains",
+         lambda k: ks.anneal(sg, spins, k, seed=SEED),
+         lambda k: ref.anneal(sg, spins, k, seed=SEED), 50, 3),
+        ("anneal MRF", "32x32 grid, S=4, 16 chains",
+         lambda k: ks.anneal(mrf, mrf_x0, k, seed=SEED),
+         lambda k: ref.anneal(mrf, mrf_x0, k, seed=SEED), 50, 2),
+        ("anneal Rosenbrock", "D=2, 1024 chains",
+         lambda k: ks.anneal(targets.Rosenbrock(), ros_x0, k, step_size=0.1, seed=SEED),
+         lambda k: ref.anneal(targets.Rosenbrock(), ros_x0, k, step_size=0.1, seed=SEED), 200, 20),
+    ]
+    fields = {"gibbs_potts q=3": ("spins", "energy"), "gibbs_mrf": ("samples", "counts"),
+              "gibbs (callable)": (None,), "anneal SpinGlass": ("best_x", "energy"),
+              "anneal MRF": ("best_x", "energy"), "anneal Rosenbrock": ("best_x", "energy")}
+    for name, shape, kx_call, ref_call, k_sweeps, r_sweeps in cases:
+        progress(f"[{AREA}] {name}: kexue vs reference ...")
+        a, b = kx_call(2), ref_call(2)
+        for f in fields[name]:
+            if f is None:  # the result is the array itself
+                assert_equal(f"kexue {name} vs reference", a, b)
+            elif name == "anneal Rosenbrock":
+                assert_close(f"kexue {name} {f} vs reference", getattr(a, f), getattr(b, f),
+                             rtol=1e-12, atol=1e-12)
+            else:
+                assert_equal(f"kexue {name} {f} vs reference", getattr(a, f), getattr(b, f))
+        k = 5 if quick else k_sweeps
+        for n in threads:
+            with num_threads(n):
+                case = Case(AREA, OP_MORE, f"{name}: {shape}", "-", n)
+                progress(f"[{AREA}] {case.label()} ...")
+                t = time_median(lambda: kx_call(k), bud)
+                rows.append(row(case, "kexue", t / k))
+                rows.append(row(case, "reference", time_once(lambda: ref_call(r_sweeps))[0] / r_sweeps))
+    return rows
+
+
 def run(quick: bool, threads: Sequence[int]) -> list[Row]:
     """Check and time every case at every thread count; return the rows."""
     MEASURED.clear()
@@ -411,6 +496,7 @@ def run(quick: bool, threads: Sequence[int]) -> list[Row]:
     rows = run_ising(threads, quick)
     rows += run_lda(threads, quick)
     rows += run_metropolis(threads, quick)
+    rows += run_more(threads, quick)
     return rows
 
 
