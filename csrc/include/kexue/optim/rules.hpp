@@ -72,6 +72,27 @@ struct AdamCoef {
   W inv_bc2s, eps, neg_step;  // 1 / sqrt(1 - beta2^t), eps, -lr / (1 - beta1^t)
 };
 
+/// The coefficients of step `step` (1-based) in the working precision W: the
+/// CPU kernels and the CUDA launchers build them here, so both round alike.
+template <class W>
+inline AdamCoef<W> adam_coef(double lr, double beta1, double beta2, double eps, double wd,
+                             bool decoupled, std::int64_t step, double grad_scale) {
+  const double t = static_cast<double>(step);
+  const double w = 1.0 - beta1;
+  AdamCoef<W> c;
+  c.gs = static_cast<W>(grad_scale);
+  c.wd = static_cast<W>(decoupled ? 0.0 : wd);
+  c.decay = static_cast<W>(decoupled ? 1.0 - lr * wd : 1.0);
+  c.lerp_w = static_cast<W>(w);
+  c.lerp_small = static_cast<W>(w < 0.5 ? 1 : 0);
+  c.b2 = static_cast<W>(beta2);
+  c.w2 = static_cast<W>(1.0 - beta2);
+  c.inv_bc2s = static_cast<W>(1.0 / std::sqrt(1.0 - std::pow(beta2, t)));
+  c.eps = static_cast<W>(eps);
+  c.neg_step = static_cast<W>(-(lr / (1.0 - std::pow(beta1, t))));
+  return c;
+}
+
 /// torch's lerp(m, d, w): m + w (d - m) when w < 0.5, else d - (d - m)(1 - w).
 template <class W>
 KX_HD inline W lerp(W m, W d, W w, bool small) {
