@@ -4,10 +4,10 @@
 // 1. The emulator itself: barriers order shared-memory traffic, shuffles and
 //    ballots see the right lanes, blocks see their own shared memory.
 // 2. Every kernel of csrc/cuda/*.cu (kCovered lists them; the test fails if a
-//    launcher is added to the sources without a test here): Adam/AdamW
-//    (float, double; L2, decoupled, amsgrad) bitwise against
-//    kexue::optim::adam, and the grad-norm sum of squares against
-//    kexue::optim::grad_norm.
+//    launcher is added to the sources without a test here): SGD (momentum,
+//    Nesterov, decay), Adam/AdamW (L2, decoupled, amsgrad), AdaX and Lion in
+//    float and double, three steps each, bitwise against kexue::optim's CPU
+//    steps; the grad-norm sum of squares against kexue::optim::grad_norm.
 #include "cuda_emu.hpp"  // first: the .cu sources below see the emulated CUDA
 
 #include "cuda/optim.cu"
@@ -166,6 +166,108 @@ void test_adam(bool decoupled, bool amsgrad, double wd, std::int64_t n) {
 }
 
 template <class T>
+struct Rand {
+  std::mt19937 rng;
+  std::normal_distribution<double> nd;
+  explicit Rand(unsigned seed) : rng(seed) {}
+  std::vector<T> vec(std::int64_t n, double scale = 1.0, bool positive = false) {
+    std::vector<T> v(static_cast<std::size_t>(n));
+    for (auto& x : v) x = static_cast<T>(positive ? std::abs(scale * nd(rng)) : scale * nd(rng));
+    return v;
+  }
+};
+
+template <class T>
+bool same_bits(const std::vector<T>& a, const std::vector<T>& b) {
+  return a.size() == b.size() && (a.empty() || std::memcmp(a.data(), b.data(), sizeof(T) * a.size()) == 0);
+}
+
+const char* tname(std::size_t bytes) { return bytes == 4 ? "float32" : "float64"; }
+
+template <class T>
+void test_sgd(double momentum, bool nesterov, double wd, std::int64_t n) {
+  Rand<T> r(static_cast<unsigned>(n * 3 + (nesterov ? 1 : 0)));
+  std::vector<T> p = r.vec(n), g = r.vec(n), buf = r.vec(n, 0.1);
+  if (n > 2) g[2] = static_cast<T>(INFINITY);
+  std::vector<T> p2 = p, buf2 = buf;
+  kexue::optim::SgdOptions o;
+  o.lr = 0.05;
+  o.momentum = momentum;
+  o.dampening = momentum != 0.0 && !nesterov ? 0.1 : 0.0;  // torch: Nesterov needs dampening 0
+  o.weight_decay = wd;
+  o.nesterov = nesterov;
+  kexue::optim::StepInfo si;
+  si.grad_scale = 0.25;
+  for (std::int64_t step = 1; step <= 3; ++step) {
+    si.step = step;
+    kexue::optim::Slot s;
+    s.param = arr(p);
+    s.grad = arr(g);
+    if (momentum != 0.0) s.state = {arr(buf)};
+    kexue::optim::sgd({s}, o, si);
+    const auto c = kexue::cuda::optim::sgd_coef<T>(o.lr, o.momentum, o.dampening, o.weight_decay,
+                                                    si.grad_scale);
+    kexue::cuda::sgd<T>(p2.data(), g.data(), momentum != 0.0 ? buf2.data() : nullptr, n, c,
+                        wd != 0.0, nesterov, step == 1, nullptr);
+  }
+  check(same_bits(p, p2) && same_bits(buf, buf2),
+        std::string("cuda sgd ") + tname(sizeof(T)) + " momentum=" + std::to_string(momentum) +
+            (nesterov ? " nesterov" : "") + " wd=" + std::to_string(wd) + " n=" + std::to_string(n) +
+            ": bitwise equal to the CPU");
+}
+
+template <class T>
+void test_adax(double wd, std::int64_t n) {
+  Rand<T> r(static_cast<unsigned>(n * 5 + 1));
+  std::vector<T> p = r.vec(n), g = r.vec(n), m = r.vec(n, 0.1), v = r.vec(n, 0.1, true);
+  std::vector<T> p2 = p, m2 = m, v2 = v;
+  kexue::optim::AdaxOptions o;
+  o.lr = 0.01;
+  o.weight_decay = wd;
+  kexue::optim::StepInfo si;
+  for (std::int64_t step = 1; step <= 3; ++step) {
+    si.step = step;
+    kexue::optim::Slot s;
+    s.param = arr(p);
+    s.grad = arr(g);
+    s.state = {arr(m), arr(v)};
+    kexue::optim::adax({s}, o, si);
+    const auto c = kexue::cuda::optim::adax_coef<T>(o.lr, o.beta1, o.beta2, o.eps, o.weight_decay,
+                                                     step, si.grad_scale);
+    kexue::cuda::adax<T>(p2.data(), g.data(), m2.data(), v2.data(), n, c, nullptr);
+  }
+  check(same_bits(p, p2) && same_bits(m, m2) && same_bits(v, v2),
+        std::string("cuda adax ") + tname(sizeof(T)) + " wd=" + std::to_string(wd) + " n=" +
+            std::to_string(n) + ": bitwise equal to the CPU");
+}
+
+template <class T>
+void test_lion(double wd, std::int64_t n) {
+  Rand<T> r(static_cast<unsigned>(n * 7 + 2));
+  std::vector<T> p = r.vec(n), g = r.vec(n), m = r.vec(n, 0.1);
+  if (n > 1) g[1] = static_cast<T>(NAN);
+  std::vector<T> p2 = p, m2 = m;
+  kexue::optim::LionOptions o;
+  o.lr = 0.01;
+  o.weight_decay = wd;
+  kexue::optim::StepInfo si;
+  si.grad_scale = 2.0;
+  for (std::int64_t step = 1; step <= 3; ++step) {
+    si.step = step;
+    kexue::optim::Slot s;
+    s.param = arr(p);
+    s.grad = arr(g);
+    s.state = {arr(m)};
+    kexue::optim::lion({s}, o, si);
+    const auto c = kexue::cuda::optim::lion_coef(o.beta1, o.beta2, si.grad_scale);
+    kexue::cuda::lion<T>(p2.data(), g.data(), m2.data(), n, c, o.lr, o.weight_decay, nullptr);
+  }
+  check(same_bits(p, p2) && same_bits(m, m2),
+        std::string("cuda lion ") + tname(sizeof(T)) + " wd=" + std::to_string(wd) + " n=" +
+            std::to_string(n) + ": bitwise equal to the CPU");
+}
+
+template <class T>
 void test_sumsq(std::int64_t n) {
   std::mt19937 rng(static_cast<unsigned>(n));
   std::normal_distribution<double> nd;
@@ -187,7 +289,7 @@ void test_sumsq(std::int64_t n) {
 }
 
 // Every launcher declared in csrc/cuda/*.cuh must have a test above.
-const std::set<std::string> kCovered = {"adam", "sumsq", "sumsq_blocks"};
+const std::set<std::string> kCovered = {"adam", "sgd", "adax", "lion", "sumsq", "sumsq_blocks"};
 
 /// The name declared by a line "<type> name(" at the start of a line of a
 /// launcher header (return types void, unsigned, double, float, int, bool).
@@ -231,6 +333,21 @@ int main(int argc, char** argv) {
         test_adam<float>(dec, ams, wd, 1000);
         test_adam<double>(dec, ams, wd, 777);
       }
+  for (double mom : {0.0, 0.9})
+    for (bool nes : {false, true})
+      for (double wd : {0.0, 0.01}) {
+        if (nes && mom == 0.0) continue;
+        test_sgd<float>(mom, nes, wd, 1000);
+        test_sgd<double>(mom, nes, wd, 333);
+      }
+  for (double wd : {0.0, 0.05}) {
+    test_adax<float>(wd, 1000);
+    test_adax<double>(wd, 257);
+    test_lion<float>(wd, 1000);
+    test_lion<double>(wd, 129);
+  }
+  test_sgd<float>(0.9, true, 0.01, 0);
+  test_lion<float>(0.0, 1);
   test_adam<float>(true, false, 0.01, 1);
   test_adam<double>(false, false, 0.0, 0);
   for (std::int64_t n : {1, 31, 1000, 300000}) {

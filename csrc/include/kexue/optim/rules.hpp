@@ -47,6 +47,13 @@ struct SgdCoef {
   W gs, wd, mu, damp1, neg_lr;  // damp1 = 1 - dampening
 };
 
+/// The coefficients (CPU kernels and CUDA launchers alike).
+template <class W>
+inline SgdCoef<W> sgd_coef(double lr, double momentum, double dampening, double wd, double gs) {
+  return SgdCoef<W>{static_cast<W>(gs), static_cast<W>(wd), static_cast<W>(momentum),
+                    static_cast<W>(1.0 - dampening), static_cast<W>(-lr)};
+}
+
 /// torch.optim.SGD: d = g + wd p; buf = first ? d : mu buf + (1 - dampening) d;
 /// d = nesterov ? d + mu buf : buf; p += -lr d.
 template <class W, bool kDecay, bool kMomentum, bool kNesterov>
@@ -131,6 +138,23 @@ struct AdaxCoef {
   W gs, decay, b1, w1, c2, b2, inv_bc, eps, neg_lr;  // c2 = 1 + beta2; inv_bc = 1/((1+beta2)^t - 1)
 };
 
+/// The coefficients of step `step` (CPU kernels and CUDA launchers alike).
+template <class W>
+inline AdaxCoef<W> adax_coef(double lr, double beta1, double beta2, double eps, double wd,
+                             std::int64_t step, double gs) {
+  AdaxCoef<W> c;
+  c.gs = static_cast<W>(gs);
+  c.decay = static_cast<W>(1.0 - lr * wd);
+  c.b1 = static_cast<W>(beta1);
+  c.w1 = static_cast<W>(1.0 - beta1);
+  c.c2 = static_cast<W>(1.0 + beta2);
+  c.b2 = static_cast<W>(beta2);
+  c.inv_bc = static_cast<W>(1.0 / std::expm1(static_cast<double>(step) * std::log1p(beta2)));
+  c.eps = static_cast<W>(eps);
+  c.neg_lr = static_cast<W>(-lr);
+  return c;
+}
+
 template <class W>
 KX_HD inline void adax_moments(W g, W& m, W& v, const AdaxCoef<W>& c) {
   const W d = g * c.gs;
@@ -150,6 +174,10 @@ struct LionCoef {
   double gs, b1, w1;  // c = b1 m + w1 g in float64 (the sign must not depend on W)
   double b2, w2;      // m = b2 m + w2 g
 };
+
+inline LionCoef lion_coef(double beta1, double beta2, double gs) {
+  return LionCoef{gs, beta1, 1.0 - beta1, beta2, 1.0 - beta2};
+}
 
 /// sign(beta1 m + (1 - beta1) g), computed in float64 for either dtype.
 KX_HD inline double lion_sign(double m, double g, const LionCoef& c) {
