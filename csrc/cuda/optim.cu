@@ -99,7 +99,7 @@ __global__ void sumsq_kernel(const T* __restrict__ g, std::int64_t n, double* __
   }
 }
 
-constexpr unsigned kThreads = 256;
+constexpr unsigned kOptimThreads = 256;
 
 }  // namespace
 
@@ -107,22 +107,22 @@ template <class T>
 void adam(T* p, const T* g, T* m, T* v, T* vmax, std::int64_t n, const optim::AdamCoef<T>& c,
           bool l2, bool amsgrad, cudaStream_t stream) {
   if (n <= 0) return;
-  const unsigned nb = blocks_for(n, kThreads);
+  const unsigned nb = blocks_for(n, kOptimThreads);
   auto k = l2 ? (amsgrad ? &adam_kernel<T, true, true> : &adam_kernel<T, true, false>)
               : (amsgrad ? &adam_kernel<T, false, true> : &adam_kernel<T, false, false>);
-  KX_LAUNCH(k, dim3(nb), dim3(kThreads), 0, stream, p, g, m, v, vmax, n, c);
+  KX_LAUNCH(k, dim3(nb), dim3(kOptimThreads), 0, stream, p, g, m, v, vmax, n, c);
 }
 
 template <class T>
 void sgd(T* p, const T* g, T* buf, std::int64_t n, const optim::SgdCoef<T>& c, bool decay,
          bool nesterov, bool first, cudaStream_t stream) {
   if (n <= 0) return;
-  const unsigned nb = blocks_for(n, kThreads);
+  const unsigned nb = blocks_for(n, kOptimThreads);
   const bool mom = buf != nullptr;
   auto k = !mom ? (decay ? &sgd_kernel<T, true, false, false> : &sgd_kernel<T, false, false, false>)
            : nesterov ? (decay ? &sgd_kernel<T, true, true, true> : &sgd_kernel<T, false, true, true>)
                       : (decay ? &sgd_kernel<T, true, true, false> : &sgd_kernel<T, false, true, false>);
-  KX_LAUNCH(k, dim3(nb), dim3(kThreads), 0, stream, p, g, buf, n, first, c);
+  KX_LAUNCH(k, dim3(nb), dim3(kOptimThreads), 0, stream, p, g, buf, n, first, c);
 }
 
 template <class T>
@@ -130,7 +130,7 @@ void adax(T* p, const T* g, T* m, T* v, std::int64_t n, const optim::AdaxCoef<T>
           cudaStream_t stream) {
   if (n <= 0) return;
   auto k = &adax_kernel<T>;
-  KX_LAUNCH(k, dim3(blocks_for(n, kThreads)), dim3(kThreads), 0, stream, p, g, m, v, n, c);
+  KX_LAUNCH(k, dim3(blocks_for(n, kOptimThreads)), dim3(kOptimThreads), 0, stream, p, g, m, v, n, c);
 }
 
 template <class T>
@@ -138,19 +138,19 @@ void lion(T* p, const T* g, T* m, std::int64_t n, const optim::LionCoef& c, doub
           cudaStream_t stream) {
   if (n <= 0) return;
   auto k = &lion_kernel<T>;
-  KX_LAUNCH(k, dim3(blocks_for(n, kThreads)), dim3(kThreads), 0, stream, p, g, m, n, c,
+  KX_LAUNCH(k, dim3(blocks_for(n, kOptimThreads)), dim3(kOptimThreads), 0, stream, p, g, m, n, c,
             static_cast<T>(lr), static_cast<T>(wd));
 }
 
 template <class T>
 unsigned sumsq_blocks(std::int64_t n) {
-  return blocks_for(n, kThreads, 1024);
+  return blocks_for(n, kOptimThreads, 1024);
 }
 
 template <class T>
 void sumsq(const T* g, std::int64_t n, double* partial, cudaStream_t stream) {
   auto k = &sumsq_kernel<T>;
-  KX_LAUNCH(k, dim3(sumsq_blocks<T>(n)), dim3(kThreads), 0, stream, g, n, partial);
+  KX_LAUNCH(k, dim3(sumsq_blocks<T>(n)), dim3(kOptimThreads), 0, stream, g, n, partial);
 }
 
 template void adam<float>(float*, const float*, float*, float*, float*, std::int64_t,

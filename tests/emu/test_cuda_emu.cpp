@@ -7,10 +7,12 @@
 //    launcher is added to the sources without a test here): SGD (momentum,
 //    Nesterov, decay), Adam/AdamW (L2, decoupled, amsgrad), AdaX and Lion in
 //    float and double, three steps each, bitwise against kexue::optim's CPU
-//    steps; the grad-norm sum of squares against kexue::optim::grad_norm.
+//    steps; the grad-norm sum of squares against kexue::optim::grad_norm;
+//    the Ising checkerboard sweeps bitwise against kexue::samplers::gibbs_ising.
 #include "cuda_emu.hpp"  // first: the .cu sources below see the emulated CUDA
 
 #include "cuda/optim.cu"
+#include "cuda/samplers.cu"
 
 #include <cmath>
 #include <cstdio>
@@ -288,8 +290,40 @@ void test_sumsq(std::int64_t n) {
             std::to_string(n) + ": sum of squares and grad_norm agree with the CPU");
 }
 
+// ---------------------------------------------------------------- samplers
+
+void test_ising(std::int64_t C, std::int64_t H, std::int64_t W, double beta, double h,
+                std::int64_t n_sweeps, std::uint64_t seed, std::int64_t offset) {
+  std::mt19937 rng(static_cast<unsigned>(H * 131 + W));
+  std::vector<std::int8_t> s0(static_cast<std::size_t>(C * H * W));
+  for (auto& x : s0) x = (rng() & 1) ? 1 : -1;
+  std::vector<std::int8_t> cpu = s0, gpu = s0, split = s0;
+  kexue::samplers::LatticeOptions o;
+  o.beta = beta;
+  o.h = h;
+  o.n_sweeps = n_sweeps;
+  o.record_every = n_sweeps > 0 ? n_sweeps : 1;
+  o.chain_offset = offset;
+  o.seed = seed;
+  o.init = 3;
+  const std::int64_t S = n_sweeps / o.record_every;
+  std::vector<double> mag(static_cast<std::size_t>(C * S)), en(mag.size());
+  kexue::samplers::gibbs_ising(kexue::Array::of(cpu.data(), {C, H, W}), o,
+                               kexue::Array::of(mag.data(), {C, S}), kexue::Array::of(en.data(), {C, S}));
+  kexue::cuda::ising_sweeps(gpu.data(), C, H, W, beta, h, 0, n_sweeps, seed, offset, nullptr);
+  const std::int64_t first = n_sweeps / 2;
+  kexue::cuda::ising_sweeps(split.data(), C, H, W, beta, h, 0, first, seed, offset, nullptr);
+  kexue::cuda::ising_sweeps(split.data(), C, H, W, beta, h, first, n_sweeps - first, seed, offset, nullptr);
+  check(cpu == gpu && gpu == split,
+        "cuda ising " + std::to_string(C) + "x" + std::to_string(H) + "x" + std::to_string(W) +
+            " beta=" + std::to_string(beta) + " h=" + std::to_string(h) + " sweeps=" +
+            std::to_string(n_sweeps) + " offset=" + std::to_string(offset) +
+            ": bitwise equal to the CPU's gibbs_ising (and in two calls)");
+}
+
 // Every launcher declared in csrc/cuda/*.cuh must have a test above.
-const std::set<std::string> kCovered = {"adam", "sgd", "adax", "lion", "sumsq", "sumsq_blocks"};
+const std::set<std::string> kCovered = {"adam", "sgd", "adax", "lion", "sumsq", "sumsq_blocks",
+                                        "ising_sweeps"};
 
 /// The name declared by a line "<type> name(" at the start of a line of a
 /// launcher header (return types void, unsigned, double, float, int, bool).
@@ -308,7 +342,7 @@ std::string declared(const std::string& line) {
 
 void test_coverage(const char* cuda_dir) {
   int found = 0;
-  for (const char* header : {"optim.cuh"}) {
+  for (const char* header : {"optim.cuh", "samplers.cuh"}) {
     std::ifstream f(std::string(cuda_dir) + "/" + header);
     check(static_cast<bool>(f), std::string("coverage: read csrc/cuda/") + header);
     std::string line;
@@ -354,6 +388,13 @@ int main(int argc, char** argv) {
     test_sumsq<float>(n);
     test_sumsq<double>(n);
   }
+  test_ising(2, 6, 8, 0.44, 0.0, 6, 3, 0);
+  test_ising(3, 16, 16, 0.7, 0.25, 5, (1ull << 40) + 7, 5);  // 128 sites a colour: 2 word groups
+  test_ising(1, 10, 26, 0.3, -0.4, 4, 11, 2);                  // 130 sites: a partial group
+  test_ising(2, 2, 2, 2.0, 0.0, 3, 1, 0);
+  test_ising(1, 64, 64, 0.44, 0.0, 3, 9, 1);
+  test_ising(1, 4, 4, 1.0, 30.0, 2, 5, 0);                      // thresholds of 2^32: always +1
+  test_ising(2, 4, 6, 0.0, 0.0, 3, 6, 3);                       // beta 0: thresholds 2^31
   if (argc > 1) test_coverage(argv[1]);
   else check(false, "coverage: pass the csrc/cuda directory as the first argument");
   std::printf("%d checks, %d failed\n", g_checks, g_failed);
