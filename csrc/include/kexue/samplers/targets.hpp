@@ -43,7 +43,7 @@ inline V log1p_t(V x) {
 /// others'; each point's arithmetic is the same whatever G.
 template <class V, int G>
 inline void gaussian_logp_n(const V* x, const double* mu, const double* L, std::int64_t D,
-                            double half_logdet, V* z, V* out) {
+                            double half_logdet, V* z, V* out, const double* rdiag = nullptr) {
   V q[G];
   for (int g = 0; g < G; ++g) q[g] = V{} + 0.0;
   for (std::int64_t i = 0; i < D; ++i) {
@@ -53,7 +53,8 @@ inline void gaussian_logp_n(const V* x, const double* mu, const double* L, std::
       const double l = L[i * D + k];
       for (int g = 0; g < G; ++g) r[g] -= l * z[g * D + k];
     }
-    const double rd = 1.0 / L[i * D + i];  // a multiply per lane, not a division
+    // a multiply per lane, not a division; rdiag [D] (optional): the 1 / L_ii
+    const double rd = rdiag != nullptr ? rdiag[i] : 1.0 / L[i * D + i];
     for (int g = 0; g < G; ++g) {
       z[g * D + i] = r[g] * rd;
       q[g] += z[g * D + i] * z[g * D + i];
