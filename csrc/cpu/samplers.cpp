@@ -98,14 +98,10 @@ void run_builtin(const MetropolisPlan& p) {
   // lanes); each lane's arithmetic is its own whatever tile or group it is
   // in, so results do not depend on the split or on chain_offset
   const SamplerKernels& K = sampler_kernels();
-  if (p.opt->progress) {
-    StepProgress prog(p.C, p.opt->burn + p.n_steps, p.opt->progress);
-    MetropolisPlan q = p;
-    q.progress = &prog;
-    parallel_for(q.C, 32, [&](std::int64_t c0, std::int64_t c1) { K.mh_builtin(q, c0, c1); });
-    return;
-  }
-  parallel_for(p.C, 32, [&](std::int64_t c0, std::int64_t c1) { K.mh_builtin(p, c0, c1); });
+  StepProgress prog(p.C, p.opt->burn + p.n_steps, p.opt->progress);
+  MetropolisPlan q = p;
+  if (p.opt->progress) q.progress = &prog;
+  parallel_for(q.C, 32, [&](std::int64_t c0, std::int64_t c1) { K.mh_builtin(q, c0, c1); });
 }
 
 void run_callable(const MetropolisPlan& p) {

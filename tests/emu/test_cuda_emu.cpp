@@ -125,17 +125,29 @@ kexue::Array arr(std::vector<T>& v) {
 }
 
 template <class T>
-void test_adam(bool decoupled, bool amsgrad, double wd, std::int64_t n) {
-  std::mt19937 rng(static_cast<unsigned>(n + (decoupled ? 7 : 0) + (amsgrad ? 13 : 0)));
+struct Rand {
+  std::mt19937 rng;
   std::normal_distribution<double> nd;
-  std::vector<T> p(n), g(n), m(n), v(n), vm(n);
-  for (std::int64_t i = 0; i < n; ++i) {
-    p[i] = static_cast<T>(nd(rng));
-    g[i] = static_cast<T>(nd(rng));
-    m[i] = static_cast<T>(0.1 * nd(rng));
-    v[i] = static_cast<T>(std::abs(0.1 * nd(rng)));
-    vm[i] = static_cast<T>(std::abs(0.1 * nd(rng)));
+  explicit Rand(unsigned seed) : rng(seed) {}
+  std::vector<T> vec(std::int64_t n, double scale = 1.0, bool positive = false) {
+    std::vector<T> v(static_cast<std::size_t>(n));
+    for (auto& x : v) x = static_cast<T>(positive ? std::abs(scale * nd(rng)) : scale * nd(rng));
+    return v;
   }
+};
+
+template <class T>
+bool same_bits(const std::vector<T>& a, const std::vector<T>& b) {
+  return a.size() == b.size() && (a.empty() || std::memcmp(a.data(), b.data(), sizeof(T) * a.size()) == 0);
+}
+
+const char* tname(std::size_t bytes) { return bytes == 4 ? "float32" : "float64"; }
+
+template <class T>
+void test_adam(bool decoupled, bool amsgrad, double wd, std::int64_t n) {
+  Rand<T> r(static_cast<unsigned>(n + (decoupled ? 7 : 0) + (amsgrad ? 13 : 0)));
+  std::vector<T> p = r.vec(n), g = r.vec(n), m = r.vec(n, 0.1), v = r.vec(n, 0.1, true),
+                 vm = r.vec(n, 0.1, true);
   if (n > 3) g[3] = static_cast<T>(NAN);  // NaN flows through both alike
   std::vector<T> p2 = p, m2 = m, v2 = v, vm2 = vm;
   kexue::optim::AdamOptions o;
@@ -158,33 +170,12 @@ void test_adam(bool decoupled, bool amsgrad, double wd, std::int64_t n) {
     kexue::cuda::adam<T>(p2.data(), g.data(), m2.data(), v2.data(), vm2.data(), n, c,
                          !decoupled && wd != 0.0, amsgrad, nullptr);
   }
-  auto bits = [n](const std::vector<T>& a, const std::vector<T>& b) {
-    return n == 0 || std::memcmp(a.data(), b.data(), sizeof(T) * static_cast<std::size_t>(n)) == 0;
-  };
-  const bool same = bits(p, p2) && bits(m, m2) && bits(v, v2) && (!amsgrad || bits(vm, vm2));
-  check(same, std::string("cuda adam ") + (sizeof(T) == 4 ? "float32" : "float64") +
+  const bool same = same_bits(p, p2) && same_bits(m, m2) && same_bits(v, v2) &&
+                    (!amsgrad || same_bits(vm, vm2));
+  check(same, std::string("cuda adam ") + tname(sizeof(T)) +
                   (decoupled ? " AdamW" : " Adam") + (amsgrad ? " amsgrad" : "") + " wd=" +
                   std::to_string(wd) + " n=" + std::to_string(n) + ": bitwise equal to the CPU");
 }
-
-template <class T>
-struct Rand {
-  std::mt19937 rng;
-  std::normal_distribution<double> nd;
-  explicit Rand(unsigned seed) : rng(seed) {}
-  std::vector<T> vec(std::int64_t n, double scale = 1.0, bool positive = false) {
-    std::vector<T> v(static_cast<std::size_t>(n));
-    for (auto& x : v) x = static_cast<T>(positive ? std::abs(scale * nd(rng)) : scale * nd(rng));
-    return v;
-  }
-};
-
-template <class T>
-bool same_bits(const std::vector<T>& a, const std::vector<T>& b) {
-  return a.size() == b.size() && (a.empty() || std::memcmp(a.data(), b.data(), sizeof(T) * a.size()) == 0);
-}
-
-const char* tname(std::size_t bytes) { return bytes == 4 ? "float32" : "float64"; }
 
 template <class T>
 void test_sgd(double momentum, bool nesterov, double wd, std::int64_t n) {
@@ -271,10 +262,7 @@ void test_lion(double wd, std::int64_t n) {
 
 template <class T>
 void test_sumsq(std::int64_t n) {
-  std::mt19937 rng(static_cast<unsigned>(n));
-  std::normal_distribution<double> nd;
-  std::vector<T> g(n);
-  for (auto& x : g) x = static_cast<T>(nd(rng));
+  std::vector<T> g = Rand<T>(static_cast<unsigned>(n)).vec(n);
   std::vector<double> part(kexue::cuda::sumsq_blocks<T>(n), -1.0);
   kexue::cuda::sumsq<T>(g.data(), n, part.data(), nullptr);
   double total = 0.0;
@@ -286,7 +274,7 @@ void test_sumsq(std::int64_t n) {
   const double rel = std::abs(std::sqrt(total) - cpu) / (cpu > 0 ? cpu : 1.0);
   check(std::abs(total - static_cast<double>(want)) <= 1e-12 * static_cast<double>(want) + 1e-300 &&
             rel <= 1e-13,
-        std::string("cuda sumsq ") + (sizeof(T) == 4 ? "float32" : "float64") + " n=" +
+        std::string("cuda sumsq ") + tname(sizeof(T)) + " n=" +
             std::to_string(n) + ": sum of squares and grad_norm agree with the CPU");
 }
 

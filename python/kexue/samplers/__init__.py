@@ -310,8 +310,10 @@ def anneal(energy, x0, n_steps, *, schedule=("geometric", 1.0, 0.01), step_size=
     if isinstance(energy, targets.MRF):
         if x0.dtype.kind not in "iu":
             raise TypeError(f"[kexue.{op}] x0 must be integer states [C, N] for an MRF; got {x0.dtype}")
-        if x0.ndim == 2 and x0.size and (x0.min() < 0 or x0.max() > np.iinfo(np.int32).max):
-            c, i = (int(v) for v in np.argwhere((x0 < 0) | (x0 > np.iinfo(np.int32).max))[0])
+        # the core checks the range; here only what int32 cannot hold (a cast would wrap)
+        i32 = np.iinfo(np.int32)
+        if x0.ndim == 2 and x0.size and (x0.min() < i32.min or x0.max() > i32.max):
+            c, i = (int(v) for v in np.argwhere((x0 < i32.min) | (x0 > i32.max))[0])
             raise IndexError(f"[kexue.{op}] x0 states must be in [0, {energy.unary.shape[1]}); got "
                              f"{int(x0[c, i])} at ({c}, {i})")
         states = np.ascontiguousarray(x0, dtype=np.int32)
