@@ -16,9 +16,12 @@ inline std::string shape_str(const std::vector<std::int64_t>& s) {
   return Array(nullptr, DType::Other, s).shape_str();
 }
 
-/// ndim, no negative axis, and a size that fits in int64.
+/// ndim, no negative axis, and a size that fits in int64; host memory unless
+/// `gpu_ok` (the front doors with CUDA kernels check devices themselves).
 inline void check_ndim(const char* op, const Array& x, const char* name, int n,
-                       const char* layout) {
+                       const char* layout, bool gpu_ok = false) {
+  KX_CHECK_VALUE(gpu_ok || x.device < 0, op, name, " is in GPU memory (cuda:", x.device,
+                 "), and this op has no CUDA kernel yet; pass host arrays");
   KX_CHECK_NDIM(op, x, name, n, layout);
   std::int64_t total = 1;
   for (auto s : x.shape) {
@@ -27,6 +30,18 @@ inline void check_ndim(const char* op, const Array& x, const char* name, int n,
                    " is too large: shape ", x.shape_str());
   }
   KX_CHECK_VALUE(total == 0 || x.data != nullptr, op, name, " has no data pointer");
+}
+
+/// Where an array lives, for messages: "the host" or "cuda:N".
+inline std::string device_str(int device) {
+  return device < 0 ? std::string("the host") : "cuda:" + std::to_string(device);
+}
+
+/// `x` must live where `ref` (named `ref_name`) lives: one call, one device.
+inline void check_device(const char* op, const Array& x, const char* name, int device,
+                         const std::string& ref_name) {
+  KX_CHECK_VALUE(x.device == device, op, name, " is on ", device_str(x.device), " but ", ref_name,
+                 " is on ", device_str(device), "; the arrays of one call must be on one device");
 }
 
 inline void check_float(const char* op, const Array& x, const char* name) {

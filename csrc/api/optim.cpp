@@ -11,6 +11,7 @@
 
 #include "api/checks.hpp"
 #include "cpu/optim.hpp"
+#include "cuda/backend.hpp"
 
 namespace kexue {
 namespace optim {
@@ -45,7 +46,8 @@ void check_state(const char* op, const Slot& sl, std::size_t i, std::size_t k, c
   const std::string nm = nth(name, i);
   KX_CHECK_VALUE(k < sl.state.size() && present(sl.state[k]), op, nm, " is required; got None");
   const Array& a = sl.state[k];
-  api::check_ndim(op, a, nm.c_str(), a.ndim(), "");
+  api::check_ndim(op, a, nm.c_str(), a.ndim(), "", true);
+  api::check_device(op, a, nm.c_str(), sl.param.device, "params[" + std::to_string(i) + "]");
   const std::vector<std::int64_t>& want = shape ? *shape : sl.param.shape;
   KX_CHECK_VALUE(a.shape == want, op, nm, " must have shape ", api::shape_str(want),
                  shape ? "" : " (the shape of params[" + std::to_string(i) + "])", "; got ", a.shape_str());
@@ -62,18 +64,22 @@ void check_state(const char* op, const Slot& sl, std::size_t i, std::size_t k, c
 
 bool absent(const Slot& sl, std::size_t k) { return k >= sl.state.size() || !present(sl.state[k]); }
 
-/// params and grads, and one dtype for all params.
-DType check_params(const char* op, const std::vector<Slot>& slots) {
+/// params and grads, one dtype and one device for all (*device: -1 for
+/// host memory, else the CUDA device).
+DType check_params(const char* op, const std::vector<Slot>& slots, int* device) {
   DType dt = DType::Float32;
+  *device = slots.empty() ? -1 : slots[0].param.device;
   for (std::size_t i = 0; i < slots.size(); ++i) {
     const Slot& sl = slots[i];
     const std::string pn = nth("params", i), gn = nth("grads", i);
-    api::check_ndim(op, sl.param, pn.c_str(), sl.param.ndim(), "");
+    api::check_ndim(op, sl.param, pn.c_str(), sl.param.ndim(), "", true);
     api::check_float(op, sl.param, pn.c_str());
+    api::check_device(op, sl.param, pn.c_str(), *device, "params[0]");
+    api::check_device(op, sl.grad, gn.c_str(), *device, pn);
     if (i == 0) dt = sl.param.dtype;
     KX_CHECK_TYPE(sl.param.dtype == dt, op, pn, " must have dtype ", dtype_name(dt),
                   " (the dtype of params[0]); got ", sl.param.name);
-    api::check_ndim(op, sl.grad, gn.c_str(), sl.grad.ndim(), "");
+    api::check_ndim(op, sl.grad, gn.c_str(), sl.grad.ndim(), "", true);
     KX_CHECK_VALUE(sl.grad.shape == sl.param.shape, op, gn, " must have shape ",
                    sl.param.shape_str(), " (the shape of ", pn, "); got ", sl.grad.shape_str());
     KX_CHECK_TYPE(sl.grad.dtype == dt, op, gn, " must have dtype ", dtype_name(dt), " (the dtype of ",
@@ -138,6 +144,20 @@ void check_disjoint(const char* op, const std::vector<Slot>& slots, const cpu::O
   check_disjoint(op, std::move(w));
 }
 
+/// The one dispatch point of a checked plan: the CPU for host arrays, else
+/// the CUDA kernels of `device` (float state only: bfloat16 state has no
+/// CUDA kernel yet).
+void run(const char* op, cpu::OptPlan& pl, int device) {
+  if (device < 0) {
+    cpu::optim_run(pl);
+    return;
+  }
+  for (std::size_t i = 0; i < pl.items.size(); ++i)
+    KX_CHECK_VALUE(!pl.items[i].bf16, op, "bfloat16 (uint16) state has no CUDA kernel yet (params[", i,
+                   "]); pass float32 state");
+  cuda::optim_run(op, pl, device);
+}
+
 cpu::OptPlan base_plan(cpu::OptRule rule, DType dt, const std::vector<Slot>& slots, const StepInfo& s) {
   cpu::OptPlan pl;
   pl.rule = rule;
@@ -169,7 +189,8 @@ void sgd(const std::vector<Slot>& slots, const SgdOptions& o, const StepInfo& s)
   KX_CHECK_VALUE(!o.nesterov || (o.momentum > 0.0 && o.dampening == 0.0), op,
                  "nesterov needs momentum > 0 and dampening 0; got momentum ", o.momentum,
                  ", dampening ", o.dampening);
-  const DType dt = check_params(op, slots);
+  int dev = -1;
+  const DType dt = check_params(op, slots, &dev);
   for (std::size_t i = 0; i < slots.size(); ++i)
     if (o.momentum != 0.0) check_state(op, slots[i], i, 0, "momentum_buffers", false);
   cpu::OptPlan pl = base_plan(cpu::OptRule::Sgd, dt, slots, s);
@@ -179,7 +200,7 @@ void sgd(const std::vector<Slot>& slots, const SgdOptions& o, const StepInfo& s)
   pl.wd = o.weight_decay;
   pl.nesterov = o.nesterov;
   check_disjoint(op, slots, pl, {"momentum_buffers"});
-  cpu::optim_run(pl);
+  run(op, pl, dev);
 }
 
 void adam(const std::vector<Slot>& slots, const AdamOptions& o, const StepInfo& s) {
@@ -190,7 +211,8 @@ void adam(const std::vector<Slot>& slots, const AdamOptions& o, const StepInfo& 
   check_beta(op, "beta2", o.beta2);
   check_num(op, "eps", o.eps, 0.0, false);
   check_num(op, "weight_decay", o.weight_decay, 0.0, false);
-  const DType dt = check_params(op, slots);
+  int dev = -1;
+  const DType dt = check_params(op, slots, &dev);
   cpu::OptPlan pl = base_plan(cpu::OptRule::Adam, dt, slots, s);
   for (std::size_t i = 0; i < slots.size(); ++i) {
     check_state(op, slots[i], i, 0, "exp_avgs", true);
@@ -208,7 +230,7 @@ void adam(const std::vector<Slot>& slots, const AdamOptions& o, const StepInfo& 
   pl.decoupled = o.decoupled;
   pl.amsgrad = o.amsgrad;
   check_disjoint(op, slots, pl, {"exp_avgs", "exp_avg_sqs", "max_exp_avg_sqs"});
-  cpu::optim_run(pl);
+  run(op, pl, dev);
 }
 
 void adax(const std::vector<Slot>& slots, const AdaxOptions& o, const StepInfo& s) {
@@ -219,7 +241,8 @@ void adax(const std::vector<Slot>& slots, const AdaxOptions& o, const StepInfo& 
   check_num(op, "beta2", o.beta2, 0.0, true);
   check_num(op, "eps", o.eps, 0.0, false);
   check_num(op, "weight_decay", o.weight_decay, 0.0, false);
-  const DType dt = check_params(op, slots);
+  int dev = -1;
+  const DType dt = check_params(op, slots, &dev);
   cpu::OptPlan pl = base_plan(cpu::OptRule::Adax, dt, slots, s);
   for (std::size_t i = 0; i < slots.size(); ++i) {
     check_state(op, slots[i], i, 0, "exp_avgs", true);
@@ -234,7 +257,7 @@ void adax(const std::vector<Slot>& slots, const AdaxOptions& o, const StepInfo& 
   pl.eps = o.eps;
   pl.wd = o.weight_decay;
   check_disjoint(op, slots, pl, {"exp_avgs", "exp_avg_sqs"});
-  cpu::optim_run(pl);
+  run(op, pl, dev);
 }
 
 void lion(const std::vector<Slot>& slots, const LionOptions& o, const StepInfo& s) {
@@ -244,7 +267,8 @@ void lion(const std::vector<Slot>& slots, const LionOptions& o, const StepInfo& 
   check_beta(op, "beta1", o.beta1);
   check_beta(op, "beta2", o.beta2);
   check_num(op, "weight_decay", o.weight_decay, 0.0, false);
-  const DType dt = check_params(op, slots);
+  int dev = -1;
+  const DType dt = check_params(op, slots, &dev);
   cpu::OptPlan pl = base_plan(cpu::OptRule::Lion, dt, slots, s);
   for (std::size_t i = 0; i < slots.size(); ++i) {
     check_state(op, slots[i], i, 0, "exp_avgs", true);
@@ -255,7 +279,7 @@ void lion(const std::vector<Slot>& slots, const LionOptions& o, const StepInfo& 
   pl.beta2 = o.beta2;
   pl.wd = o.weight_decay;
   check_disjoint(op, slots, pl, {"exp_avgs"});
-  cpu::optim_run(pl);
+  run(op, pl, dev);
 }
 
 void lamb(const std::vector<Slot>& slots, const LambOptions& o, const StepInfo& s) {
@@ -266,7 +290,9 @@ void lamb(const std::vector<Slot>& slots, const LambOptions& o, const StepInfo& 
   check_beta(op, "beta2", o.beta2);
   check_num(op, "eps", o.eps, 0.0, false);
   check_num(op, "weight_decay", o.weight_decay, 0.0, false);
-  const DType dt = check_params(op, slots);
+  int dev = -1;
+  const DType dt = check_params(op, slots, &dev);
+  if (dev >= 0) cuda::no_kernel(op);
   for (std::size_t i = 0; i < slots.size(); ++i) {
     check_state(op, slots[i], i, 0, "exp_avgs", false);
     check_state(op, slots[i], i, 1, "exp_avg_sqs", false);
@@ -311,7 +337,9 @@ void adafactor(const std::vector<Slot>& slots, const AdafactorOptions& o, const 
   check_num(op, "eps1", o.eps1, 0.0, false);
   check_num(op, "eps2", o.eps2, 0.0, false);
   check_num(op, "d", o.d, 0.0, true);
-  const DType dt = check_params(op, slots);
+  int dev = -1;
+  const DType dt = check_params(op, slots, &dev);
+  if (dev >= 0) cuda::no_kernel(op);
   cpu::OptPlan pl = base_plan(cpu::OptRule::Adafactor, dt, slots, s);
   for (std::size_t i = 0; i < slots.size(); ++i) {
     const Slot& sl = slots[i];
@@ -366,7 +394,9 @@ void amos(const std::vector<Slot>& slots, const AmosOptions& o, const StepInfo& 
   KX_CHECK_VALUE(o.eta.size() == 1 || o.eta.size() == slots.size(), op,
                  "eta must be one number or one per array (", slots.size(), "); got ", o.eta.size());
   for (double e : o.eta) check_num(op, "eta", e, 0.0, false);
-  const DType dt = check_params(op, slots);
+  int dev = -1;
+  const DType dt = check_params(op, slots, &dev);
+  if (dev >= 0) cuda::no_kernel(op);
   cpu::OptPlan pl = base_plan(cpu::OptRule::Amos, dt, slots, s);
   const std::vector<std::int64_t> scalar;
   for (std::size_t i = 0; i < slots.size(); ++i) {
@@ -387,15 +417,16 @@ void amos(const std::vector<Slot>& slots, const AmosOptions& o, const StepInfo& 
 }
 
 namespace {
-DType check_grads(const char* op, const std::vector<Array>& grads) {
-  DType dt = DType::Float32;
+/// The grads' device (-1: host), one for all.
+int check_grads(const char* op, const std::vector<Array>& grads) {
+  const int dev = grads.empty() ? -1 : grads[0].device;
   for (std::size_t i = 0; i < grads.size(); ++i) {
     const std::string gn = nth("grads", i);
-    api::check_ndim(op, grads[i], gn.c_str(), grads[i].ndim(), "");
+    api::check_ndim(op, grads[i], gn.c_str(), grads[i].ndim(), "", true);
     api::check_float(op, grads[i], gn.c_str());
-    if (i == 0) dt = grads[i].dtype;
+    api::check_device(op, grads[i], gn.c_str(), dev, "grads[0]");
   }
-  return dt;
+  return dev;
 }
 
 /// Gradients scaled in place must not share memory (see check_disjoint).
@@ -407,30 +438,34 @@ void check_grads_disjoint(const char* op, const std::vector<Array>& grads) {
 }  // namespace
 
 double grad_norm(const std::vector<Array>& grads, bool* finite) {
-  check_grads("optim.grad_norm", grads);
+  const char* op = "optim.grad_norm";
+  const int dev = check_grads(op, grads);
   bool bad = false;
-  const double n = std::sqrt(cpu::optim_sumsq(grads, &bad));
+  const double n = std::sqrt(dev >= 0 ? cuda::optim_sumsq(op, grads, dev, &bad) : cpu::optim_sumsq(grads, &bad));
   if (finite) *finite = !bad && std::isfinite(n);
   return n;
 }
 
 double clip_grad_norm(const std::vector<Array>& grads, double max_norm, ClipMode mode) {
   const char* op = "optim.clip_grad_norm_";
-  check_grads(op, grads);
+  const int dev = check_grads(op, grads);
   check_num(op, "max_norm", max_norm, 0.0, false);
   check_grads_disjoint(op, grads);
   bool bad = false;
-  const double n = std::sqrt(cpu::optim_sumsq(grads, &bad));
+  const double n = std::sqrt(dev >= 0 ? cuda::optim_sumsq(op, grads, dev, &bad) : cpu::optim_sumsq(grads, &bad));
   if (bad || !std::isfinite(n)) return n;  // NaN or inf: the caller decides; nothing is scaled
   const double f = mode == ClipMode::Clip ? (n > 0.0 ? std::min(1.0, max_norm / n) : 1.0)
                                           : (n + max_norm > 0.0 ? max_norm / (n + max_norm) : 1.0);
-  if (f != 1.0) cpu::optim_scale(grads, f);
+  if (f != 1.0) {
+    if (dev >= 0) cuda::optim_scale(op, grads, dev, f);
+    else cpu::optim_scale(grads, f);
+  }
   return n;
 }
 
 void child_tuning(const std::vector<Array>& grads, double p, std::uint64_t seed, std::int64_t step) {
   const char* op = "optim.child_tuning_";
-  check_grads(op, grads);
+  if (check_grads(op, grads) >= 0) cuda::no_kernel(op);
   KX_CHECK_VALUE(std::isfinite(p) && p > 0.0 && p <= 1.0, op, "p must be in (0, 1]; got ", p);
   check_grads_disjoint(op, grads);
   KX_CHECK_VALUE(step >= 0, op, "step must be >= 0; got ", step);

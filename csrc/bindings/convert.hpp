@@ -15,6 +15,23 @@ namespace bind {
 
 namespace py = pybind11;
 
+/// kexue::Error -> ValueError / TypeError / IndexError / RuntimeError (CUDA
+/// runtime errors), for every module of the package.
+inline void register_errors() {
+  py::register_exception_translator([](std::exception_ptr p) {
+    try {
+      if (p) std::rethrow_exception(p);
+    } catch (const Error& e) {
+      switch (e.kind()) {
+        case ErrorKind::Type: PyErr_SetString(PyExc_TypeError, e.what()); break;
+        case ErrorKind::Index: PyErr_SetString(PyExc_IndexError, e.what()); break;
+        case ErrorKind::Runtime: PyErr_SetString(PyExc_RuntimeError, e.what()); break;
+        default: PyErr_SetString(PyExc_ValueError, e.what()); break;
+      }
+    }
+  });
+}
+
 /// View a numpy array without copying. The Python layer has already made it
 /// C-contiguous; anything else here is a bug in that layer, reported as such.
 inline Array view(const py::array& a, const char* op, const char* name) {

@@ -2,15 +2,13 @@
 // threads, build information, and one register_<area> call per area.
 #include <pybind11/pybind11.h>
 
+#include "bindings/convert.hpp"
 #include "cpu/dispatch.hpp"
 #include "kexue/kexue.hpp"
 
 namespace py = pybind11;
 
 namespace kexue {
-namespace cuda {
-bool built();
-}
 namespace bind {
 void register_attention(py::module_& m);
 void register_crf(py::module_& m);
@@ -26,17 +24,7 @@ void register_text(py::module_& m);
 
 PYBIND11_MODULE(_core, m) {
   m.doc() = "kexue's compiled core (private: use the kexue package)";
-  py::register_exception_translator([](std::exception_ptr p) {
-    try {
-      if (p) std::rethrow_exception(p);
-    } catch (const kexue::Error& e) {
-      switch (e.kind()) {
-        case kexue::ErrorKind::Type: PyErr_SetString(PyExc_TypeError, e.what()); break;
-        case kexue::ErrorKind::Index: PyErr_SetString(PyExc_IndexError, e.what()); break;
-        default: PyErr_SetString(PyExc_ValueError, e.what()); break;
-      }
-    }
-  });
+  kexue::bind::register_errors();
   m.attr("__version__") = kexue::version();
   m.def("get_num_threads", &kexue::get_num_threads, "Threads used by kexue's kernels.");
   m.def("set_num_threads", &kexue::set_num_threads, py::arg("n"),

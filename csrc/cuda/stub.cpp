@@ -1,16 +1,30 @@
-// csrc/cuda/stub.cpp - compiled when kexue has no CUDA kernels (this release
-// builds none): answers "not built" so no front door needs an #ifdef.
-#include "kexue/config.hpp"
+// csrc/cuda/stub.cpp - the CUDA backend of a build without CUDA kernels: it
+// reports none, and rejects GPU arrays with a clear error, so no front door
+// needs an #ifdef.
+#include "cuda/backend.hpp"
 #include "kexue/core/error.hpp"
+#include "kexue/cuda.hpp"
 
 namespace kexue {
 namespace cuda {
 
-KX_API bool built() { return KEXUE_HAS_CUDA != 0; }
+bool built() { return false; }
 
-[[noreturn]] void unavailable(const char* op) {
-  fail(ErrorKind::Value, op, "this build of kexue has no CUDA kernels; pass CPU (numpy) arrays");
+int device_count() { return 0; }
+
+[[noreturn]] void no_kernel(const char* op) {
+  fail(ErrorKind::Value, op,
+       "got arrays in GPU memory, but this build of kexue has no CUDA kernels (it was built "
+       "without nvcc or with KEXUE_CUDA=OFF); pass host (numpy) arrays");
 }
+
+int pointer_device(const void*) { return 0; }
+
+void optim_run(const char* op, const cpu::OptPlan&, int) { no_kernel(op); }
+
+double optim_sumsq(const char* op, const std::vector<Array>&, int, bool*) { no_kernel(op); }
+
+void optim_scale(const char* op, const std::vector<Array>&, int, double) { no_kernel(op); }
 
 }  // namespace cuda
 }  // namespace kexue

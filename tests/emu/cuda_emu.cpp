@@ -3,10 +3,28 @@
 
 #include <ucontext.h>
 
+#include <cstdlib>
+#include <map>
+#include <set>
 #include <stdexcept>
 #include <vector>
 
 namespace kx_emu {
+
+namespace {
+std::map<std::uintptr_t, std::size_t> g_device_memory;  // start -> bytes
+int g_device = 0;
+}  // namespace
+
+long g_launches = 0;
+
+void register_device_memory(void* p, std::size_t bytes) {
+  const std::uintptr_t at = reinterpret_cast<std::uintptr_t>(p);
+  g_device_memory.erase(at);
+  g_device_memory.emplace(at, bytes);
+}
+
+void unregister_device_memory(const void* p) { g_device_memory.erase(reinterpret_cast<std::uintptr_t>(p)); }
 
 uint3 g_thread{0, 0, 0}, g_block{0, 0, 0};
 dim3 g_block_dim, g_grid_dim;
@@ -111,3 +129,86 @@ void run_grid(dim3 grid, dim3 block, const std::function<void()>& body) {
 }
 
 }  // namespace kx_emu
+
+// ---------------------------------------------------------------- the runtime
+
+namespace {
+/// What cudaMalloc handed out and cudaFree has not taken back: released when
+/// the process ends, as a device's memory is (so a buffer a backend keeps for
+/// the process's lifetime is not a leak to the sanitizers).
+struct Owned {
+  std::set<void*> blocks;
+  ~Owned() {
+    for (void* b : blocks) std::free(b);
+  }
+};
+Owned& owned() {
+  static Owned o;
+  return o;
+}
+}  // namespace
+
+cudaError_t cudaMalloc(void** p, std::size_t bytes) {
+  void* q = std::malloc(bytes ? bytes : 1);
+  *p = q;
+  if (q == nullptr) return cudaErrorMemoryAllocation;
+  kx_emu::register_device_memory(q, bytes);
+  owned().blocks.insert(q);
+  return cudaSuccess;
+}
+
+cudaError_t cudaFree(void* p) {
+  if (p == nullptr) return cudaSuccess;
+  if (owned().blocks.erase(p) == 0) return cudaErrorInvalidValue;
+  kx_emu::unregister_device_memory(p);
+  std::free(p);
+  return cudaSuccess;
+}
+
+cudaError_t cudaMemcpyAsync(void* dst, const void* src, std::size_t bytes, cudaMemcpyKind, cudaStream_t) {
+  std::memcpy(dst, src, bytes);
+  return cudaSuccess;
+}
+
+cudaError_t cudaStreamSynchronize(cudaStream_t) { return cudaSuccess; }
+
+cudaError_t cudaPointerGetAttributes(cudaPointerAttributes* a, const void* p) {
+  *a = cudaPointerAttributes{cudaMemoryTypeUnregistered, -2, nullptr, const_cast<void*>(p)};
+  const auto x = reinterpret_cast<std::uintptr_t>(p);
+  auto it = kx_emu::g_device_memory.upper_bound(x);
+  if (it != kx_emu::g_device_memory.begin()) {
+    --it;
+    if (x < it->first + (it->second ? it->second : 1)) {
+      *a = cudaPointerAttributes{cudaMemoryTypeDevice, 0, const_cast<void*>(p), nullptr};
+    }
+  }
+  return cudaSuccess;
+}
+
+cudaError_t cudaGetLastError() { return cudaSuccess; }
+
+const char* cudaGetErrorString(cudaError_t e) {
+  switch (e) {
+    case cudaSuccess: return "no error";
+    case cudaErrorInvalidValue: return "invalid argument";
+    case cudaErrorMemoryAllocation: return "out of memory";
+    case cudaErrorInvalidDevice: return "invalid device ordinal";
+  }
+  return "unknown error";
+}
+
+cudaError_t cudaGetDevice(int* d) {
+  *d = kx_emu::g_device;
+  return cudaSuccess;
+}
+
+cudaError_t cudaSetDevice(int d) {
+  if (d != 0) return cudaErrorInvalidDevice;
+  kx_emu::g_device = d;
+  return cudaSuccess;
+}
+
+cudaError_t cudaGetDeviceCount(int* n) {
+  *n = 1;
+  return cudaSuccess;
+}

@@ -19,6 +19,11 @@
 // - atomicAdd is a plain read-modify-write (fibers never interleave inside it).
 // - Streams are accepted and ignored (everything is synchronous), and one
 //   launch runs at a time in the process (the emulator is a test tool).
+// - The runtime calls the host glue of csrc/cuda uses (cudaMalloc, cudaFree,
+//   cudaMemcpyAsync, cudaPointerGetAttributes, cudaGetLastError, devices,
+//   streams) work on host memory: one device, 0; memory from cudaMalloc or
+//   registered with kx_emu::register_device_memory counts as device memory,
+//   anything else as unregistered host memory (as CUDA >= 11 reports it).
 #pragma once
 #define KX_CUDA_EMULATED 1
 #include <cstddef>
@@ -42,7 +47,37 @@ struct uint3 {
 };
 typedef void* cudaStream_t;
 
+enum cudaError_t { cudaSuccess = 0, cudaErrorInvalidValue = 1, cudaErrorMemoryAllocation = 2,
+                   cudaErrorInvalidDevice = 101 };
+enum cudaMemoryType { cudaMemoryTypeUnregistered = 0, cudaMemoryTypeHost = 1,
+                      cudaMemoryTypeDevice = 2, cudaMemoryTypeManaged = 3 };
+enum cudaMemcpyKind { cudaMemcpyHostToHost = 0, cudaMemcpyHostToDevice = 1,
+                      cudaMemcpyDeviceToHost = 2, cudaMemcpyDeviceToDevice = 3, cudaMemcpyDefault = 4 };
+struct cudaPointerAttributes {
+  cudaMemoryType type;
+  int device;
+  void* devicePointer;
+  void* hostPointer;
+};
+cudaError_t cudaMalloc(void** p, std::size_t bytes);
+cudaError_t cudaFree(void* p);
+cudaError_t cudaMemcpyAsync(void* dst, const void* src, std::size_t bytes, cudaMemcpyKind kind,
+                            cudaStream_t stream = nullptr);
+cudaError_t cudaStreamSynchronize(cudaStream_t stream);
+cudaError_t cudaPointerGetAttributes(cudaPointerAttributes* a, const void* p);
+cudaError_t cudaGetLastError();
+const char* cudaGetErrorString(cudaError_t e);
+cudaError_t cudaGetDevice(int* d);
+cudaError_t cudaSetDevice(int d);
+cudaError_t cudaGetDeviceCount(int* n);
+
 namespace kx_emu {
+
+/// Bytes [p, p + bytes) count as memory of device 0 until unregistered.
+void register_device_memory(void* p, std::size_t bytes);
+void unregister_device_memory(const void* p);
+/// Launches since the process started (tests count what a call launched).
+extern long g_launches;
 
 extern uint3 g_thread, g_block;
 extern dim3 g_block_dim, g_grid_dim;
@@ -75,6 +110,7 @@ inline T exchange(T v, unsigned src_lane_of_warp) {
 template <class F, class... A>
 void launch(dim3 grid, dim3 block, std::size_t /*shared_bytes*/, cudaStream_t /*stream*/,
             F kernel, A... args) {
+  ++g_launches;
   run_grid(grid, block, [&] { kernel(args...); });
 }
 

@@ -9,8 +9,14 @@
 //    float and double, three steps each, bitwise against kexue::optim's CPU
 //    steps; the grad-norm sum of squares against kexue::optim::grad_norm;
 //    the Ising checkerboard sweeps bitwise against kexue::samplers::gibbs_ising.
+// 3. The front door with arrays marked as GPU memory (kexue::Array::device):
+//    kexue::optim's steps, grad_norm and clip_grad_norm run the emulated
+//    kernels through csrc/cuda's host glue and match the host call; mixed
+//    devices, host memory labelled as GPU memory, and ops or state without a
+//    CUDA kernel are refused before anything is written or launched.
 #include "cuda_emu.hpp"  // first: the .cu sources below see the emulated CUDA
 
+#include "cuda/runtime.cu"
 #include "cuda/optim.cu"
 #include "cuda/samplers.cu"
 
@@ -18,6 +24,8 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <limits>
+#include <memory>
 #include <random>
 #include <set>
 #include <sstream>
@@ -278,6 +286,14 @@ void test_sumsq(std::int64_t n) {
             std::to_string(n) + ": sum of squares and grad_norm agree with the CPU");
 }
 
+template <class T>
+void test_scale(std::int64_t n, double f) {
+  std::vector<T> g = Rand<T>(static_cast<unsigned>(n + 5)).vec(n), h = g;
+  kexue::cuda::scale<T>(g.data(), n, static_cast<T>(f), nullptr);
+  for (auto& x : h) x = x * static_cast<T>(f);  // the CPU's scale_t
+  check(same_bits(g, h), std::string("cuda scale ") + tname(sizeof(T)) + ": bitwise g * f in g's dtype");
+}
+
 // ---------------------------------------------------------------- samplers
 
 void test_ising(std::int64_t C, std::int64_t H, std::int64_t W, double beta, double h,
@@ -309,9 +325,203 @@ void test_ising(std::int64_t C, std::int64_t H, std::int64_t W, double beta, dou
             ": bitwise equal to the CPU's gibbs_ising (and in two calls)");
 }
 
+// ---------------------------------------------------------------- the front door
+
+/// A vector whose memory the emulated runtime counts as cuda:0's.
+template <class T>
+struct Dev {
+  std::vector<T> v;
+  explicit Dev(std::vector<T> x) : v(std::move(x)) {
+    kx_emu::register_device_memory(v.data(), v.size() * sizeof(T));
+  }
+  ~Dev() { kx_emu::unregister_device_memory(v.data()); }
+  Dev(const Dev&) = delete;
+  kexue::Array a(int device = 0) {
+    kexue::Array x = arr(v);
+    x.device = device;
+    return x;
+  }
+};
+
+template <class F>
+std::string error_of(F f) {
+  try {
+    f();
+  } catch (const kexue::Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+bool has(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+
+/// AdamW (amsgrad), SGD with momentum, AdaX and Lion through the front door on
+/// two arrays marked as cuda:0, against the same calls on host arrays.
+template <class T>
+void test_front_door_steps() {
+  Rand<T> r(sizeof(T) * 17);
+  const std::int64_t n0 = 300, n1 = 41;
+  std::vector<T> p0 = r.vec(n0), p1 = r.vec(n1), g0 = r.vec(n0), g1 = r.vec(n1);
+  std::vector<T> m0 = r.vec(n0, 0.1), m1 = r.vec(n1, 0.1), v0 = r.vec(n0, 0.1, true), v1 = r.vec(n1, 0.1, true);
+  std::vector<T> x0 = r.vec(n0, 0.1, true), x1 = r.vec(n1, 0.1, true);
+  Dev<T> dp0(p0), dp1(p1), dg0(g0), dg1(g1), dm0(m0), dm1(m1), dv0(v0), dv1(v1), dx0(x0), dx1(x1);
+  using kexue::optim::Slot;
+  auto host = [&](bool) {
+    return std::vector<Slot>{Slot{arr(p0), arr(g0), {arr(m0), arr(v0), arr(x0)}},
+                             Slot{arr(p1), arr(g1), {arr(m1), arr(v1), arr(x1)}}};
+  };
+  auto dev = [&](bool) {
+    return std::vector<Slot>{Slot{dp0.a(), dg0.a(), {dm0.a(), dv0.a(), dx0.a()}},
+                             Slot{dp1.a(), dg1.a(), {dm1.a(), dv1.a(), dx1.a()}}};
+  };
+  auto same = [&] {
+    return same_bits(p0, dp0.v) && same_bits(p1, dp1.v) && same_bits(m0, dm0.v) && same_bits(m1, dm1.v) &&
+           same_bits(v0, dv0.v) && same_bits(v1, dv1.v) && same_bits(x0, dx0.v) && same_bits(x1, dx1.v);
+  };
+  kexue::optim::StepInfo si;
+  si.grad_scale = 0.5;
+  const long before = kx_emu::g_launches;
+  for (std::int64_t step = 1; step <= 2; ++step) {
+    si.step = step;
+    kexue::optim::AdamOptions a;
+    a.decoupled = true;
+    a.amsgrad = true;
+    a.weight_decay = 0.02;
+    kexue::optim::adam(host(true), a, si);
+    kexue::optim::adam(dev(true), a, si);
+    kexue::optim::SgdOptions sg;
+    sg.momentum = 0.9;
+    sg.nesterov = true;
+    sg.weight_decay = 0.01;
+    kexue::optim::sgd(host(true), sg, si);
+    kexue::optim::sgd(dev(true), sg, si);
+    kexue::optim::AdaxOptions ax;
+    kexue::optim::adax(host(true), ax, si);
+    kexue::optim::adax(dev(true), ax, si);
+    kexue::optim::LionOptions ln;
+    ln.weight_decay = 0.1;
+    kexue::optim::lion(host(true), ln, si);
+    kexue::optim::lion(dev(true), ln, si);
+  }
+  check(same(), std::string("front door ") + tname(sizeof(T)) +
+                    ": AdamW, SGD, AdaX and Lion on cuda:0 arrays equal the host steps bitwise");
+  check(kx_emu::g_launches - before == 2 * 4, "front door: one launch per call (a list of two arrays)");
+
+  // grad_norm and clip_grad_norm_: the norm within rounding, the scaled grads
+  // by the same factor (one rounding each)
+  bool fin_h = false, fin_d = false;
+  const double nh = kexue::optim::grad_norm({arr(g0), arr(g1)}, &fin_h);
+  const double nd = kexue::optim::grad_norm({dg0.a(), dg1.a()}, &fin_d);
+  check(fin_h && fin_d && std::abs(nh - nd) <= 1e-14 * nh, std::string("front door grad_norm ") + tname(sizeof(T)));
+  const double ch = kexue::optim::clip_grad_norm({arr(g0), arr(g1)}, 0.5 * nh, kexue::optim::ClipMode::Clip);
+  const double cd = kexue::optim::clip_grad_norm({dg0.a(), dg1.a()}, 0.5 * nh, kexue::optim::ClipMode::Clip);
+  bool scaled = std::abs(ch - cd) <= 1e-14 * ch;
+  for (std::size_t i = 0; i < g0.size(); ++i)
+    scaled = scaled && std::abs(static_cast<double>(dg0.v[i]) - static_cast<double>(g0[i])) <=
+                           4.0 * std::numeric_limits<T>::epsilon() * std::abs(static_cast<double>(g0[i])) + 1e-300;
+  check(scaled, std::string("front door clip_grad_norm ") + tname(sizeof(T)) + ": norm and scaled grads");
+}
+
+/// 45 arrays (more than one launch's kMaxTensors) of sizes 0 .. 3 chunks,
+/// through the front door: every step bitwise equal to the host's, one
+/// launch per kMaxTensors arrays; then grad_norm and clip over them.
+void test_front_door_many() {
+  const int A = kexue::cuda::kMaxTensors + 5;
+  std::mt19937 rng(77);
+  std::vector<std::vector<float>> hp, hg, hm, hv;
+  std::vector<std::unique_ptr<Dev<float>>> dp, dg, dm, dv;
+  for (int a = 0; a < A; ++a) {
+    const std::int64_t n = a == 3 ? 0 : a == 7 ? 1 : a == 11 ? 2 * kexue::cuda::kChunk + 17 : static_cast<std::int64_t>(rng() % 300);
+    Rand<float> r(static_cast<unsigned>(a + 1));
+    hp.push_back(r.vec(n));
+    hg.push_back(r.vec(n));
+    hm.push_back(r.vec(n, 0.1));
+    hv.push_back(r.vec(n, 0.1, true));
+    dp.emplace_back(new Dev<float>(hp.back()));
+    dg.emplace_back(new Dev<float>(hg.back()));
+    dm.emplace_back(new Dev<float>(hm.back()));
+    dv.emplace_back(new Dev<float>(hv.back()));
+  }
+  std::vector<kexue::optim::Slot> hs, ds;
+  for (int a = 0; a < A; ++a) {
+    hs.push_back(kexue::optim::Slot{arr(hp[a]), arr(hg[a]), {arr(hm[a]), arr(hv[a])}});
+    ds.push_back(kexue::optim::Slot{dp[a]->a(), dg[a]->a(), {dm[a]->a(), dv[a]->a()}});
+  }
+  kexue::optim::AdamOptions o;
+  o.decoupled = true;
+  kexue::optim::StepInfo si;
+  const long before = kx_emu::g_launches;
+  for (std::int64_t step = 1; step <= 2; ++step) {
+    si.step = step;
+    kexue::optim::adam(hs, o, si);
+    kexue::optim::adam(ds, o, si);
+  }
+  bool same = true;
+  for (int a = 0; a < A; ++a)
+    same = same && same_bits(hp[a], dp[a]->v) && same_bits(hm[a], dm[a]->v) && same_bits(hv[a], dv[a]->v);
+  check(same, "front door: AdamW over 45 arrays (two launches a step) equals the host bitwise");
+  check(kx_emu::g_launches - before == 2 * 2, "front door: 45 arrays take two launches a step");
+  std::vector<kexue::Array> hga, dga;
+  for (int a = 0; a < A; ++a) {
+    hga.push_back(arr(hg[a]));
+    dga.push_back(dg[a]->a());
+  }
+  bool fh = false, fd = false;
+  const double nh = kexue::optim::grad_norm(hga, &fh), nd = kexue::optim::grad_norm(dga, &fd);
+  check(fh && fd && std::abs(nh - nd) <= 1e-14 * nh, "front door: grad_norm over 45 arrays");
+}
+
+void test_front_door_errors() {
+  using kexue::optim::Slot;
+  std::vector<float> hp(8, 1.0f), hg(8, 0.5f), hm(8, 0.0f), hv(8, 0.0f);
+  Dev<float> dp(hp), dg(hg), dm(hm), dv(hv);
+  const std::vector<float> p_before = dp.v;
+  kexue::optim::StepInfo si;
+  kexue::optim::AdamOptions o;
+  const long before = kx_emu::g_launches;
+  // a grad on the host with params on cuda:0
+  std::string e = error_of([&] { kexue::optim::adam({Slot{dp.a(), arr(hg), {dm.a(), dv.a()}}}, o, si); });
+  check(has(e, "grads[0] is on the host but params[0] is on cuda:0"), "front door: mixed devices refused: " + e);
+  // state on another device
+  e = error_of([&] { kexue::optim::adam({Slot{dp.a(), dg.a(), {dm.a(1), dv.a()}}}, o, si); });
+  check(has(e, "exp_avgs[0] is on cuda:1 but params[0] is on cuda:0"), "front door: state on another device: " + e);
+  // host memory labelled as GPU memory: refused by the pointer check, nothing launched
+  std::vector<float> plain(8, 0.0f);
+  kexue::Array lie = arr(plain);
+  lie.device = 0;
+  e = error_of([&] { kexue::optim::adam({Slot{dp.a(), dg.a(), {lie, dv.a()}}}, o, si); });
+  check(has(e, "exp_avgs[0] is labelled as memory of cuda:0 but is host memory"), "front door: host memory as GPU memory: " + e);
+  // an op without a CUDA kernel, and bfloat16 state
+  kexue::optim::LambOptions lo;
+  e = error_of([&] { kexue::optim::lamb({Slot{dp.a(), dg.a(), {dm.a(), dv.a()}}}, lo, si); });
+  check(has(e, "optim.lamb_") && has(e, "no CUDA kernel"), "front door: LAMB on the GPU refused: " + e);
+  std::vector<std::uint16_t> b0(8, 0), b1(8, 0);
+  kexue::Array bm = kexue::Array::of(b0.data(), {8}), bv = kexue::Array::of(b1.data(), {8});
+  bm.device = bv.device = 0;
+  e = error_of([&] { kexue::optim::adam({Slot{dp.a(), dg.a(), {bm, bv}}}, o, si); });
+  check(has(e, "bfloat16 (uint16) state has no CUDA kernel yet"), "front door: bfloat16 state on the GPU refused: " + e);
+  // other areas refuse GPU arrays
+  std::vector<double> em(2 * 3 * 4);
+  kexue::Array ea = kexue::Array::of(em.data(), {2, 3, 4});
+  ea.device = 0;
+  std::vector<double> tr(4 * 4), out(2);
+  e = error_of([&] {
+    kexue::crf::log_partition(ea, kexue::Array::of(tr.data(), {4, 4}), kexue::crf::Options{},
+                              kexue::Array::of(out.data(), {2}));
+  });
+  check(has(e, "crf.") && has(e, "emissions is in GPU memory (cuda:0)"), "front door: CRF refuses GPU arrays: " + e);
+  e = error_of([&] { kexue::optim::child_tuning({dg.a()}, 0.5, 1, 0); });
+  check(has(e, "optim.child_tuning_") && has(e, "no CUDA kernel"), "front door: child_tuning on the GPU refused: " + e);
+  check(kx_emu::g_launches == before && same_bits(dp.v, p_before), "front door: refused calls launched and wrote nothing");
+}
+
 // Every launcher declared in csrc/cuda/*.cuh must have a test above.
+// (the *_multi launchers are the ones the single-array launchers call, and
+// the front door's: test_front_door_steps / _many cover them with lists)
 const std::set<std::string> kCovered = {"adam", "sgd", "adax", "lion", "sumsq", "sumsq_blocks",
-                                        "ising_sweeps"};
+                                        "scale", "adam_multi", "sgd_multi", "adax_multi",
+                                        "lion_multi", "scale_multi", "sumsq_multi_blocks",
+                                        "sumsq_multi", "ising_sweeps"};
 
 /// The name declared by a line "<type> name(" at the start of a line of a
 /// launcher header (return types void, unsigned, double, float, int, bool).
@@ -383,6 +593,12 @@ int main(int argc, char** argv) {
   test_ising(1, 64, 64, 0.44, 0.0, 3, 9, 1);
   test_ising(1, 4, 4, 1.0, 30.0, 2, 5, 0);                      // thresholds of 2^32: always +1
   test_ising(2, 4, 6, 0.0, 0.0, 3, 6, 3);                       // beta 0: thresholds 2^31
+  test_scale<float>(1000, 0.37);
+  test_scale<double>(77, 3.5);
+  test_front_door_steps<float>();
+  test_front_door_steps<double>();
+  test_front_door_many();
+  test_front_door_errors();
   if (argc > 1) test_coverage(argv[1]);
   else check(false, "coverage: pass the csrc/cuda directory as the first argument");
   std::printf("%d checks, %d failed\n", g_checks, g_failed);

@@ -7,6 +7,7 @@
 #include "kexue/core/philox.hpp"
 #include "kexue/core/view.hpp"
 #include "kexue/crf.hpp"
+#include "kexue/cuda.hpp"
 #include "kexue/global_pointer.hpp"
 #include "kexue/optim.hpp"
 #include "kexue/samplers.hpp"

@@ -13,7 +13,7 @@
 
 namespace kexue {
 
-enum class ErrorKind { Value, Type, Index };
+enum class ErrorKind { Value, Type, Index, Runtime };  // Runtime: a CUDA runtime error
 
 class KX_API Error : public std::runtime_error {
  public:

@@ -43,11 +43,14 @@ template <> struct dtype_of<std::int8_t> { static constexpr DType value = DType:
 
 /// A view of a C-contiguous array. `name` is the dtype's own name (e.g.
 /// "float16") when dtype is Other, so error messages can say what came.
+/// `device`: -1 for host memory, else the CUDA device ordinal the memory
+/// lives on (the front doors run such calls on the GPU, see kexue/cuda.hpp).
 struct Array {
   void* data = nullptr;
   DType dtype = DType::Other;
   std::vector<std::int64_t> shape;
   std::string name;
+  int device = -1;
 
   Array() = default;
   Array(void* d, DType t, std::vector<std::int64_t> s, std::string n = {})
@@ -69,6 +72,7 @@ struct Array {
   template <class T> T* ptr() const { return static_cast<T*>(data); }
   bool is_float() const { return dtype == DType::Float32 || dtype == DType::Float64; }
   bool is_index() const { return dtype == DType::Int32 || dtype == DType::Int64; }
+  bool on_gpu() const { return device >= 0; }
 
   std::string shape_str() const {
     std::ostringstream os;
