@@ -1025,15 +1025,15 @@ def test_load_state_dict_validates():
 # copied from the contract (inspect renders 1e-3 as 0.001 and 2**-125 by its repr)
 _SIG_TEXT = """
 sgd_ (params, grads, momentum_buffers, step, *, lr, momentum=0.0, dampening=0.0, nesterov=False,
-      weight_decay=0.0, grad_scale=1.0)
+      weight_decay=0.0, grad_scale=1.0, stream=None)
 adam_ (params, grads, exp_avgs, exp_avg_sqs, step, *, lr=0.001, beta1=0.9, beta2=0.999, eps=1e-08,
-       weight_decay=0.0, amsgrad=False, max_exp_avg_sqs=None, grad_scale=1.0, seed=0)
+       weight_decay=0.0, amsgrad=False, max_exp_avg_sqs=None, grad_scale=1.0, seed=0, stream=None)
 adamw_ (params, grads, exp_avgs, exp_avg_sqs, step, *, lr=0.001, beta1=0.9, beta2=0.999, eps=1e-08,
-        weight_decay=0.01, amsgrad=False, max_exp_avg_sqs=None, grad_scale=1.0, seed=0)
+        weight_decay=0.01, amsgrad=False, max_exp_avg_sqs=None, grad_scale=1.0, seed=0, stream=None)
 adax_ (params, grads, exp_avgs, exp_avg_sqs, step, *, lr=0.001, beta1=0.9, beta2=0.0001, eps=1e-06,
-       weight_decay=0.0, grad_scale=1.0, seed=0)
+       weight_decay=0.0, grad_scale=1.0, seed=0, stream=None)
 lion_ (params, grads, exp_avgs, step, *, lr=0.0001, beta1=0.9, beta2=0.99, weight_decay=0.0,
-       grad_scale=1.0, seed=0)
+       grad_scale=1.0, seed=0, stream=None)
 lamb_ (params, grads, exp_avgs, exp_avg_sqs, step, *, lr=0.001, beta1=0.9, beta2=0.999, eps=1e-06,
        weight_decay=0.01, grad_scale=1.0)
 adafactor_ (params, grads, exp_avgs, exp_avg_sqs, exp_avg_sq_rows, exp_avg_sq_cols, step, *,
@@ -1042,7 +1042,7 @@ adafactor_ (params, grads, exp_avgs, exp_avg_sqs, exp_avg_sq_rows, exp_avg_sq_co
 adafactor_shapes (shape, min_dim_size_to_factor=128)
 amos_ (params, grads, exp_avg_sqs, decays, step, *, lr, eta, beta=0.999, zeta=0.25,
        eps=2.350988701644575e-38, finetune_rate=1.0, grad_scale=1.0)
-clip_grad_norm_ (grads, max_norm, *, mode='clip')
+clip_grad_norm_ (grads, max_norm, *, mode='clip', stream=None)
 child_tuning_ (grads, p, *, seed, step=0)
 warmup_linear (step, *, lr, warmup_steps, total_steps, min_lr=0.0)
 warmup_cosine (step, *, lr, warmup_steps, total_steps, min_lr=0.0)

@@ -1,6 +1,6 @@
 """kexue: fast, dependable numerics for the algorithms of kexue.fm.
 
-Areas: :mod:`kexue.crf` (linear-chain CRF), :mod:`kexue.memm` (MEMM /
+GPU arrays: see :mod:`kexue.cuda`. Areas: :mod:`kexue.crf` (linear-chain CRF), :mod:`kexue.memm` (MEMM /
 Bi-MEMM), :mod:`kexue.losses` (multi-label ZLPR), :mod:`kexue.global_pointer`
 (span scores, decoding, loss, F1). Every public function has a pure-numpy twin in
 :mod:`kexue.reference`. Kernels run on a small thread pool
@@ -10,11 +10,11 @@ the thread count.
 from __future__ import annotations
 
 from . import _core
-from . import attention, crf, global_pointer, losses, memm, optim, samplers, text  # noqa: E402
+from . import attention, crf, cuda, global_pointer, losses, memm, optim, samplers, text  # noqa: E402
 
 __version__ = _core.__version__
 
-__all__ = ["attention", "crf", "global_pointer", "losses", "memm", "optim", "samplers", "text", "get_num_threads", "set_num_threads", "simd_level", "__version__"]
+__all__ = ["attention", "crf", "cuda", "global_pointer", "losses", "memm", "optim", "samplers", "text", "get_num_threads", "set_num_threads", "simd_level", "__version__"]
 
 
 def get_num_threads() -> int:

@@ -45,7 +45,11 @@ def info() -> None:
             core = importlib.import_module("kexue._core")
         except ImportError:
             core = None
-    cuda = _call(core, "cuda_built") if core is not None else "?"
+    try:
+        kc = importlib.import_module("kexue.cuda")
+        cuda = f"{kc.built()} (kexue._cuda; CUDA devices visible: {kc.device_count()})"
+    except ImportError:
+        cuda = "?"
     print(f"kexue      {getattr(kexue, '__version__', '?')}")
     print(f"location   {os.path.dirname(os.path.abspath(kexue.__file__))}")
     print(f"compiler   {_call(core, 'compiler_info') if core is not None else '?'}")

@@ -4,6 +4,18 @@ from __future__ import annotations
 import numpy as np
 
 
+def is_gpu_array(x):
+    """Whether ``x`` lives in GPU memory: a CUDA torch tensor (Parameters
+    too), or anything exposing ``__cuda_array_interface__`` (CuPy, Numba)."""
+    is_cuda = getattr(x, "is_cuda", None)
+    if isinstance(is_cuda, bool) and hasattr(x, "data_ptr"):  # torch.Tensor
+        return is_cuda
+    try:
+        return hasattr(x, "__cuda_array_interface__")
+    except Exception:  # a producer whose interface raises something else
+        return False
+
+
 def arr(x):
     """``x`` as a C-contiguous numpy array, never changing its dtype.
 
@@ -13,6 +25,10 @@ def arr(x):
     """
     if x is None:
         return None
+    if is_gpu_array(x):
+        raise ValueError(
+            f"[kexue] got a {type(x).__module__}.{type(x).__name__} in GPU memory; this function has no "
+            "CUDA kernel yet (see kexue.cuda for those that have): pass a host (numpy) array")
     a = np.asarray(x)
     if not a.flags.c_contiguous:
         a = np.array(a, order="C", copy=True)

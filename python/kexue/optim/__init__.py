@@ -29,6 +29,7 @@ import math
 import numpy as np
 
 from .. import _core
+from .. import cuda as _kcuda
 from .._util import arr
 from . import functional, schedules
 from .functional import _int, _num, _seed
@@ -48,7 +49,7 @@ def _grad_list(op, grads):
     return [arr(g) for g in grads]
 
 
-def clip_grad_norm_(grads, max_norm, *, mode="clip"):
+def clip_grad_norm_(grads, max_norm, *, mode="clip", stream=None):
     """Scale every gradient in place by one factor from their global L2 norm.
 
     N = sqrt(sum over arrays of sum(g^2)), accumulated in float64 in fixed
@@ -60,8 +61,12 @@ def clip_grad_norm_(grads, max_norm, *, mode="clip"):
 
     Parameters
     ----------
-    grads : list of float32/float64 ndarrays (C-contiguous, writeable)
+    grads : list of float32/float64 ndarrays (C-contiguous, writeable), or of
+        GPU arrays on one device (see :mod:`kexue.cuda`; N then agrees with the
+        CPU's to 1e-14 relative, its float64 sum being added in another order)
     max_norm : float >= 0
+    stream : CUDA stream for GPU arrays (None: the default stream); the call
+        returns a float, so it waits for the norm on that stream
 
     Returns
     -------
@@ -85,7 +90,10 @@ def clip_grad_norm_(grads, max_norm, *, mode="clip"):
         raise TypeError(f"[kexue.{op}] grads must be a list of arrays; got {type(grads).__name__}")
     if not isinstance(mode, str):
         raise TypeError(f"[kexue.{op}] mode must be a str; got {type(mode).__name__}")
-    return _core.optim_clip_grad_norm(list(grads), _num(op, "max_norm", max_norm), mode=mode)
+    grads = list(grads)
+    mod, on_stream = _kcuda._backend(op, _core, grads, stream)
+    with on_stream:
+        return mod.optim_clip_grad_norm(grads, _num(op, "max_norm", max_norm), mode=mode)
 
 
 def child_tuning_(grads, p, *, seed, step=0):
@@ -112,7 +120,8 @@ def child_tuning_(grads, p, *, seed, step=0):
         grads = [grads]
     if not isinstance(grads, (list, tuple)):
         raise TypeError(f"[kexue.{op}] grads must be a list of arrays; got {type(grads).__name__}")
-    _core.optim_child_tuning(list(grads), _num(op, "p", p), seed=_seed(op, seed), step=_int(op, "step", step))
+    grads = list(grads)
+    _kcuda._backend(op, _core, grads, None)[0].optim_child_tuning(grads, _num(op, "p", p), seed=_seed(op, seed), step=_int(op, "step", step))
 
 
 def _betas(op, betas):

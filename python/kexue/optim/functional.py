@@ -34,6 +34,12 @@ parameters stay float32. Measured (tests/test_optim.py): AdamW on a 512x256
 least-squares problem follows the float32-state run to 0.2-0.3% of the
 parameters after 300 steps and reaches the same point (2e-7) after 2000.
 
+GPU arrays (sgd_, adam_, adamw_, adax_, lion_): pass arrays exposing
+``__cuda_array_interface__`` (CuPy, torch.cuda tensors) -- params, grads
+and float state, C-contiguous, all on one device -- and the step runs there
+in place, bitwise equal to the CPU's, on ``stream`` (see :mod:`kexue.cuda`).
+``stream`` must be None for host arrays.
+
 Every function has a numpy twin of the same name in
 :mod:`kexue.reference.optim`. Formulas: the issue's spec, section C.
 """
@@ -44,6 +50,7 @@ import operator
 import numpy as np
 
 from .. import _core
+from .. import cuda as _kcuda
 from .._util import arr
 
 __all__ = [
@@ -74,7 +81,7 @@ def _lists(op, params, grads, *states):
                                               else "a list (params is a list)")
             + f"; got {type(grads).__name__}")
     grads = [grads] if single else list(grads)
-    grads = [None if g is None else arr(g) for g in grads]
+    grads = [g if g is None or _kcuda.is_gpu_array(g) else arr(g) for g in grads]
     out = []
     for s in states:
         if s is None:
@@ -121,7 +128,7 @@ def _step(op, step):
 
 
 def sgd_(params, grads, momentum_buffers, step, *, lr, momentum=0.0, dampening=0.0,
-         nesterov=False, weight_decay=0.0, grad_scale=1.0):
+         nesterov=False, weight_decay=0.0, grad_scale=1.0, stream=None):
     """SGD with momentum, dampening, Nesterov and L2 weight decay (torch.optim.SGD).
 
     d = g + weight_decay * p; with momentum: buf = d at step 1, else
@@ -148,27 +155,31 @@ def sgd_(params, grads, momentum_buffers, step, *, lr, momentum=0.0, dampening=0
     """
     op = "optim.sgd_"
     p, g, (b,) = _lists(op, params, grads, momentum_buffers)
-    _core.optim_sgd(p, g, b, _step(op, step), lr=_num(op, "lr", lr),
-                    momentum=_num(op, "momentum", momentum), dampening=_num(op, "dampening", dampening),
-                    weight_decay=_num(op, "weight_decay", weight_decay), nesterov=bool(nesterov),
-                    grad_scale=_num(op, "grad_scale", grad_scale))
+    mod, on_stream = _kcuda._backend(op, _core, p, stream)
+    with on_stream:
+        mod.optim_sgd(p, g, b, _step(op, step), lr=_num(op, "lr", lr),
+                      momentum=_num(op, "momentum", momentum), dampening=_num(op, "dampening", dampening),
+                      weight_decay=_num(op, "weight_decay", weight_decay), nesterov=bool(nesterov),
+                      grad_scale=_num(op, "grad_scale", grad_scale))
 
 
 def _adam(op, decoupled, params, grads, exp_avgs, exp_avg_sqs, step, lr, beta1, beta2, eps,
-          weight_decay, amsgrad, max_exp_avg_sqs, grad_scale, seed):
+          weight_decay, amsgrad, max_exp_avg_sqs, grad_scale, seed, stream):
     if amsgrad and max_exp_avg_sqs is None:
         raise ValueError(f"[kexue.{op}] max_exp_avg_sqs is required with amsgrad=True; got None")
     p, g, (m, v, vm) = _lists(op, params, grads, exp_avgs, exp_avg_sqs,
                               max_exp_avg_sqs if amsgrad else None)
-    _core.optim_adam(p, g, m, v, vm, _step(op, step), lr=_num(op, "lr", lr),
-                     beta1=_num(op, "beta1", beta1), beta2=_num(op, "beta2", beta2),
-                     eps=_num(op, "eps", eps), weight_decay=_num(op, "weight_decay", weight_decay),
-                     amsgrad=bool(amsgrad), decoupled=decoupled,
-                     grad_scale=_num(op, "grad_scale", grad_scale), seed=_seed(op, seed))
+    mod, on_stream = _kcuda._backend(op, _core, p, stream)
+    with on_stream:
+        mod.optim_adam(p, g, m, v, vm, _step(op, step), lr=_num(op, "lr", lr),
+                       beta1=_num(op, "beta1", beta1), beta2=_num(op, "beta2", beta2),
+                       eps=_num(op, "eps", eps), weight_decay=_num(op, "weight_decay", weight_decay),
+                       amsgrad=bool(amsgrad), decoupled=decoupled,
+                       grad_scale=_num(op, "grad_scale", grad_scale), seed=_seed(op, seed))
 
 
 def adam_(params, grads, exp_avgs, exp_avg_sqs, step, *, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8,
-          weight_decay=0.0, amsgrad=False, max_exp_avg_sqs=None, grad_scale=1.0, seed=0):
+          weight_decay=0.0, amsgrad=False, max_exp_avg_sqs=None, grad_scale=1.0, seed=0, stream=None):
     """Adam (torch.optim.Adam): L2 weight decay added to the gradient.
 
     d = g + weight_decay * p; m = lerp(m, d, 1 - beta1); v = beta2 v + (1 - beta2) d^2;
@@ -182,6 +193,7 @@ def adam_(params, grads, exp_avgs, exp_avg_sqs, step, *, lr=1e-3, beta1=0.9, bet
         (bfloat16, float32 params only -- see the module docstring)
     max_exp_avg_sqs : state for amsgrad (not with bfloat16 state)
     seed : int in [0, 2**64), the stochastic rounding of bfloat16 state
+    stream : CUDA stream for GPU arrays (None: the default stream); see :mod:`kexue.cuda`
 
     Examples
     --------
@@ -196,11 +208,11 @@ def adam_(params, grads, exp_avgs, exp_avg_sqs, step, *, lr=1e-3, beta1=0.9, bet
     Reference twin: :func:`kexue.reference.optim.adam_`.
     """
     _adam("optim.adam_", False, params, grads, exp_avgs, exp_avg_sqs, step, lr, beta1, beta2, eps,
-          weight_decay, amsgrad, max_exp_avg_sqs, grad_scale, seed)
+          weight_decay, amsgrad, max_exp_avg_sqs, grad_scale, seed, stream)
 
 
 def adamw_(params, grads, exp_avgs, exp_avg_sqs, step, *, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8,
-           weight_decay=1e-2, amsgrad=False, max_exp_avg_sqs=None, grad_scale=1.0, seed=0):
+           weight_decay=1e-2, amsgrad=False, max_exp_avg_sqs=None, grad_scale=1.0, seed=0, stream=None):
     """AdamW (torch.optim.AdamW): p = p * (1 - lr * weight_decay), then Adam without L2.
 
     Arguments as :func:`adam_`; bfloat16 state is supported the same way.
@@ -218,11 +230,11 @@ def adamw_(params, grads, exp_avgs, exp_avg_sqs, step, *, lr=1e-3, beta1=0.9, be
     Reference twin: :func:`kexue.reference.optim.adamw_`.
     """
     _adam("optim.adamw_", True, params, grads, exp_avgs, exp_avg_sqs, step, lr, beta1, beta2, eps,
-          weight_decay, amsgrad, max_exp_avg_sqs, grad_scale, seed)
+          weight_decay, amsgrad, max_exp_avg_sqs, grad_scale, seed, stream)
 
 
 def adax_(params, grads, exp_avgs, exp_avg_sqs, step, *, lr=1e-3, beta1=0.9, beta2=1e-4, eps=1e-6,
-          weight_decay=0.0, grad_scale=1.0, seed=0):
+          weight_decay=0.0, grad_scale=1.0, seed=0, stream=None):
     """AdaX (kexue.fm/archives/7387): Adam with an exponentially *growing* second moment.
 
     p = p (1 - lr weight_decay); m = beta1 m + (1 - beta1) g; v = (1 + beta2) v + beta2 g^2;
@@ -245,14 +257,16 @@ def adax_(params, grads, exp_avgs, exp_avg_sqs, step, *, lr=1e-3, beta1=0.9, bet
     """
     op = "optim.adax_"
     p, g, (m, v) = _lists(op, params, grads, exp_avgs, exp_avg_sqs)
-    _core.optim_adax(p, g, m, v, _step(op, step), lr=_num(op, "lr", lr), beta1=_num(op, "beta1", beta1),
-                     beta2=_num(op, "beta2", beta2), eps=_num(op, "eps", eps),
-                     weight_decay=_num(op, "weight_decay", weight_decay),
-                     grad_scale=_num(op, "grad_scale", grad_scale), seed=_seed(op, seed))
+    mod, on_stream = _kcuda._backend(op, _core, p, stream)
+    with on_stream:
+        mod.optim_adax(p, g, m, v, _step(op, step), lr=_num(op, "lr", lr), beta1=_num(op, "beta1", beta1),
+                       beta2=_num(op, "beta2", beta2), eps=_num(op, "eps", eps),
+                       weight_decay=_num(op, "weight_decay", weight_decay),
+                       grad_scale=_num(op, "grad_scale", grad_scale), seed=_seed(op, seed))
 
 
 def lion_(params, grads, exp_avgs, step, *, lr=1e-4, beta1=0.9, beta2=0.99, weight_decay=0.0,
-          grad_scale=1.0, seed=0):
+          grad_scale=1.0, seed=0, stream=None):
     """Lion (Chen et al. 2023): the sign of an interpolated momentum.
 
     c = beta1 m + (1 - beta1) g (in float64 for either dtype, so the sign never
@@ -276,9 +290,11 @@ def lion_(params, grads, exp_avgs, step, *, lr=1e-4, beta1=0.9, beta2=0.99, weig
     """
     op = "optim.lion_"
     p, g, (m,) = _lists(op, params, grads, exp_avgs)
-    _core.optim_lion(p, g, m, _step(op, step), lr=_num(op, "lr", lr), beta1=_num(op, "beta1", beta1),
-                     beta2=_num(op, "beta2", beta2), weight_decay=_num(op, "weight_decay", weight_decay),
-                     grad_scale=_num(op, "grad_scale", grad_scale), seed=_seed(op, seed))
+    mod, on_stream = _kcuda._backend(op, _core, p, stream)
+    with on_stream:
+        mod.optim_lion(p, g, m, _step(op, step), lr=_num(op, "lr", lr), beta1=_num(op, "beta1", beta1),
+                       beta2=_num(op, "beta2", beta2), weight_decay=_num(op, "weight_decay", weight_decay),
+                       grad_scale=_num(op, "grad_scale", grad_scale), seed=_seed(op, seed))
 
 
 def lamb_(params, grads, exp_avgs, exp_avg_sqs, step, *, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-6,
@@ -302,10 +318,11 @@ def lamb_(params, grads, exp_avgs, exp_avg_sqs, step, *, lr=1e-3, beta1=0.9, bet
     """
     op = "optim.lamb_"
     p, g, (m, v) = _lists(op, params, grads, exp_avgs, exp_avg_sqs)
-    _core.optim_lamb(p, g, m, v, _step(op, step), lr=_num(op, "lr", lr), beta1=_num(op, "beta1", beta1),
-                     beta2=_num(op, "beta2", beta2), eps=_num(op, "eps", eps),
-                     weight_decay=_num(op, "weight_decay", weight_decay),
-                     grad_scale=_num(op, "grad_scale", grad_scale))
+    mod = _kcuda._backend(op, _core, p, None)[0]
+    mod.optim_lamb(p, g, m, v, _step(op, step), lr=_num(op, "lr", lr), beta1=_num(op, "beta1", beta1),
+                   beta2=_num(op, "beta2", beta2), eps=_num(op, "eps", eps),
+                   weight_decay=_num(op, "weight_decay", weight_decay),
+                   grad_scale=_num(op, "grad_scale", grad_scale))
 
 
 def adafactor_shapes(shape, min_dim_size_to_factor=128):
@@ -371,12 +388,13 @@ def adafactor_(params, grads, exp_avgs, exp_avg_sqs, exp_avg_sq_rows, exp_avg_sq
                                   exp_avg_sq_cols)
     n = len(p)
     m, v, vr, vc = ([None] * n if s is None else s for s in (m, v, vr, vc))
-    _core.optim_adafactor(p, g, m, v, vr, vc, _step(op, step),
-                          lr=None if lr is None else _num(op, "lr", lr), beta1=_num(op, "beta1", beta1),
-                          beta2=None if beta2 is None else _num(op, "beta2", beta2),
-                          eps1=_num(op, "eps1", eps1), eps2=_num(op, "eps2", eps2), d=_num(op, "d", d),
-                          multiply_by_parameter_scale=bool(multiply_by_parameter_scale),
-                          grad_scale=_num(op, "grad_scale", grad_scale))
+    mod = _kcuda._backend(op, _core, p, None)[0]
+    mod.optim_adafactor(p, g, m, v, vr, vc, _step(op, step),
+                        lr=None if lr is None else _num(op, "lr", lr), beta1=_num(op, "beta1", beta1),
+                        beta2=None if beta2 is None else _num(op, "beta2", beta2),
+                        eps1=_num(op, "eps1", eps1), eps2=_num(op, "eps2", eps2), d=_num(op, "d", d),
+                        multiply_by_parameter_scale=bool(multiply_by_parameter_scale),
+                        grad_scale=_num(op, "grad_scale", grad_scale))
 
 
 def amos_(params, grads, exp_avg_sqs, decays, step, *, lr, eta, beta=0.999, zeta=0.25, eps=2**-125,
@@ -412,7 +430,8 @@ def amos_(params, grads, exp_avg_sqs, decays, step, *, lr, eta, beta=0.999, zeta
         etas = [_num(op, "eta", e) for e in eta]
     else:
         etas = [_num(op, "eta", eta)]
-    _core.optim_amos(p, g, v, b, _step(op, step), lr=_num(op, "lr", lr), eta=etas,
-                     beta=_num(op, "beta", beta), zeta=_num(op, "zeta", zeta), eps=_num(op, "eps", eps),
-                     finetune_rate=_num(op, "finetune_rate", finetune_rate),
-                     grad_scale=_num(op, "grad_scale", grad_scale))
+    mod = _kcuda._backend(op, _core, p, None)[0]
+    mod.optim_amos(p, g, v, b, _step(op, step), lr=_num(op, "lr", lr), eta=etas,
+                   beta=_num(op, "beta", beta), zeta=_num(op, "zeta", zeta), eps=_num(op, "eps", eps),
+                   finetune_rate=_num(op, "finetune_rate", finetune_rate),
+                   grad_scale=_num(op, "grad_scale", grad_scale))

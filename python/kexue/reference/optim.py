@@ -271,6 +271,12 @@ def _f64(a):
 # functional updates
 
 
+def _host_only(op, stream):
+    """The twins run on the host: ``stream`` (kexue's GPU argument) must be None."""
+    if stream is not None:
+        raise ValueError(f"[kexue.reference.{op}] stream is for GPU arrays; the numpy twin runs on the host")
+
+
 def sgd_(
     params,
     grads,
@@ -283,6 +289,7 @@ def sgd_(
     nesterov=False,
     weight_decay=0.0,
     grad_scale=1.0,
+    stream=None,
 ):
     """SGD with momentum, dampening, Nesterov and L2 weight decay (torch.optim.SGD).
 
@@ -301,6 +308,7 @@ def sgd_(
     >>> p
     array([ 0.49, -0.98,  1.97])
     """
+    _host_only("optim.sgd_", stream)
     ps, single = _as_list(params)
     gs = _per_array("grads", grads, len(ps), single)
     bufs = _per_array("momentum_buffers", momentum_buffers, len(ps), single)
@@ -400,6 +408,7 @@ def adam_(
     max_exp_avg_sqs=None,
     grad_scale=1.0,
     seed=0,
+    stream=None,
 ):
     """Adam with L2 weight decay (torch.optim.Adam), spec §C2.
 
@@ -419,6 +428,7 @@ def adam_(
     >>> p.round(8)
     array([ 0.499, -0.999,  1.999])
     """
+    _host_only("optim.adam_", stream)
     _adam_update(
         "kexue.optim.adam_",
         params,
@@ -455,6 +465,7 @@ def adamw_(
     max_exp_avg_sqs=None,
     grad_scale=1.0,
     seed=0,
+    stream=None,
 ):
     """AdamW (torch.optim.AdamW), spec §C2: ``p = p*(1 - lr*wd)`` first, then
     :func:`adam_` without the L2 term. Same state arrays and bfloat16 option.
@@ -465,6 +476,7 @@ def adamw_(
     >>> p.round(8)
     array([ 0.49872367, -0.99871367,  1.99796269])
     """
+    _host_only("optim.adamw_", stream)
     _adam_update(
         "kexue.optim.adamw_",
         params,
@@ -499,6 +511,7 @@ def adax_(
     weight_decay=0.0,
     grad_scale=1.0,
     seed=0,
+    stream=None,
 ):
     """AdaX (Li et al. 2020; Su's tf.keras code), spec §C3, epsilon OUTSIDE the sqrt.
 
@@ -519,6 +532,7 @@ def adax_(
     >>> p.round(8)
     array([ 0.4999, -0.9999,  1.9999])
     """
+    _host_only("optim.adax_", stream)
     op = "kexue.optim.adax_"
     ps, single = _as_list(params)
     n = len(ps)
@@ -562,6 +576,7 @@ def lion_(
     weight_decay=0.0,
     grad_scale=1.0,
     seed=0,
+    stream=None,
 ):
     """Lion (Chen et al. 2023), spec §C6.
 
@@ -580,6 +595,7 @@ def lion_(
     >>> p
     array([ 0.4999, -0.9999,  1.9999])
     """
+    _host_only("optim.lion_", stream)
     op = "kexue.optim.lion_"
     ps, single = _as_list(params)
     n = len(ps)
@@ -868,7 +884,7 @@ def amos_(
 # gradient transforms
 
 
-def clip_grad_norm_(grads, max_norm, *, mode="clip"):
+def clip_grad_norm_(grads, max_norm, *, mode="clip", stream=None):
     """Global L2-norm clipping in place (spec §C8); returns the total norm (float).
 
     ``N = sqrt(sum_i sum(g_i.astype(float64)**2))``; ``mode="clip"``: factor =
@@ -883,6 +899,7 @@ def clip_grad_norm_(grads, max_norm, *, mode="clip"):
     array([[0.        , 1.53846154],
            [4.61538462, 0.        ]])
     """
+    _host_only("optim.clip_grad_norm_", stream)
     if mode not in ("clip", "smooth"):
         raise ValueError(f"mode must be 'clip' or 'smooth'; got {mode!r}")
     gs, _ = _as_list(grads)
