@@ -25,6 +25,11 @@ Lion: 20; clip: 12, as bench_optim) over kexue's time, and "kx %bw" that
 as a percent of the device-to-device copy bandwidth measured in the same
 run (``b.copy_(a)`` of 1 GiB, bytes read + written, best of 10).
 
+- ``crf.viterbi`` (float32, 25% of each row's tail masked, as prefixes)
+  against pytorch-crf's ``decode`` on the GPU (when installed; it returns
+  Python lists) and kexue's own CPU kernels at the machine's threads
+  ("kexue-cpu", wall-clock median), paths and scores checked equal first.
+
 Correctness before timing: two kexue AdamW / SGD / Lion / AdaX steps on the
 GPU equal two kexue steps on the CPU bit for bit over the same arrays, and
 AdamW's agree with torch's fused AdamW to 1e-5 relative.
@@ -214,6 +219,47 @@ def run(quick: bool, threads: Sequence[int]) -> list[Row]:
         del holders
         del params, grads
         torch.cuda.empty_cache()
+    rows += run_viterbi(torch, name, repeats, quick)
+    return rows
+
+
+def run_viterbi(torch, name: str, repeats: int, quick: bool) -> list[Row]:
+    """crf.viterbi on the GPU against pytorch-crf's decode on the GPU and kexue's CPU kernels."""
+    try:
+        import torchcrf
+    except ImportError:
+        torchcrf = None
+    rows: list[Row] = []
+    shapes = [(64, 64, 16)] if quick else [(64, 64, 16), (256, 128, 32), (512, 256, 64)]
+    for B, T, K in shapes:
+        c = Case("cuda", "crf.viterbi", f"B={B} T={T} K={K} ({name})", "float32", 1)
+        r = np.random.default_rng(0)
+        em = r.standard_normal((B, T, K)).astype(np.float32)
+        A = r.standard_normal((K, K)).astype(np.float32)
+        mask = np.ones((B, T), bool)
+        mask[:, T * 3 // 4:] = r.random((B, T - T * 3 // 4)) < 0.5
+        mask[:, T * 3 // 4:] = np.minimum.accumulate(mask[:, T * 3 // 4:], axis=1)  # prefixes, as pytorch-crf needs
+        gem, gA, gmask = (torch.from_numpy(x).cuda() for x in (em, A, mask))
+        p_cpu, s_cpu = kexue.crf.viterbi(em, A, mask=mask)
+        p_gpu, s_gpu = kexue.crf.viterbi(gem, gA, mask=gmask)
+        _harness.assert_equal("cuda crf.viterbi paths vs the CPU", p_gpu.cpu().numpy(), p_cpu)
+        _harness.assert_equal("cuda crf.viterbi scores vs the CPU", s_gpu.cpu().numpy(), s_cpu)
+        t = gpu_time(torch, lambda: kexue.crf.viterbi(gem, gA, mask=gmask), repeats)
+        rows.append(row(c, "kexue", t))
+        progress(f"{c.label()}: kexue {t * 1e3:.3f} ms")
+        rows.append(row(c, "kexue-cpu", _harness.time_median(
+            lambda: kexue.crf.viterbi(em, A, mask=mask), _harness.budget(True))))
+        if torchcrf is not None:
+            crf = torchcrf.CRF(K, batch_first=True).cuda()
+            with torch.no_grad():
+                crf.transitions.copy_(gA)
+                crf.start_transitions.zero_()
+                crf.end_transitions.zero_()
+            paths = crf.decode(gem, gmask)
+            for b in range(min(B, 8)):  # pytorch-crf's paths are the valid prefix
+                n = int(mask[b].sum())
+                _harness.assert_equal(f"pytorch-crf path {b}", np.array(paths[b]), p_cpu[b, :n])
+            rows.append(row(c, "pytorch-crf", gpu_time(torch, lambda: crf.decode(gem, gmask), max(3, repeats // 5))))
     return rows
 
 

@@ -150,13 +150,40 @@ def test_host_memory_labelled_gpu_refused():
 def test_ops_without_cuda_kernels_refused():
     p, g, m, v = _host()
     with pytest.raises(ValueError, match="in GPU memory; this function has no CUDA kernel yet"):
-        kexue.crf.viterbi(FakeGPU(np.zeros((2, 3, 4))), np.zeros((4, 4)))
+        kexue.crf.log_partition(FakeGPU(np.zeros((2, 3, 4))), np.zeros((4, 4)))
     with pytest.raises(ValueError, match="in GPU memory; this function has no CUDA kernel yet"):
         kexue.losses.multilabel_crossentropy(FakeGPU(np.zeros((2, 3))), np.zeros((2, 3)))
     if kc.built():
         with pytest.raises(ValueError, match=r"\[kexue.optim.lamb_\] got arrays in GPU memory, but this op has no CUDA kernel"):
             F.lamb_(FakeGPU(p), FakeGPU(g), FakeGPU(m), FakeGPU(v), 1)
     np.testing.assert_array_equal(p, _host()[0])
+
+
+@pytest.mark.skipif(not kc.built(), reason="kexue._cuda not built")
+def test_viterbi_gpu_arguments():
+    """crf.viterbi's GPU path: outputs need the input's library; bad options are named."""
+    em = FakeGPU(np.zeros((2, 3, 4)))
+    with pytest.raises(TypeError, match=r"\[kexue.crf.viterbi\] kexue allocates GPU outputs with the input's library"):
+        kexue.crf.viterbi(em, FakeGPU(np.zeros((4, 4))))
+    with pytest.raises(ValueError, match=r"emissions must be 3-D \[B,T,K\]; got shape \(2, 3\)"):
+        kexue.crf.viterbi(FakeGPU(np.zeros((2, 3))), FakeGPU(np.zeros((4, 4))))
+    with pytest.raises(ValueError, match="a triple"):
+        kexue.crf.viterbi(em, FakeGPU(np.zeros((4, 4))), allowed=(None, None))
+    with pytest.raises(ValueError, match=r"\[kexue.crf.viterbi\] stream is for GPU arrays"):
+        kexue.crf.viterbi(np.zeros((2, 3, 4)), np.zeros((4, 4)), stream=0)
+
+
+@pytest.mark.skipif(not kc.built(), reason="kexue._cuda not built")
+def test_optimizer_classes_gpu_arguments():
+    """The classes with CUDA kernels take GPU params; the others, bfloat16
+    state and libraries kexue cannot allocate with are refused at construction."""
+    p = FakeGPU(np.zeros(4, np.float32))
+    with pytest.raises(ValueError, match=r"\[kexue.optim.LAMB\] got parameters in GPU memory, but LAMB has no CUDA kernel"):
+        kexue.optim.LAMB([p])
+    with pytest.raises(ValueError, match=r"\[kexue.optim.Adafactor\] got parameters in GPU memory"):
+        kexue.optim.Adafactor([p])
+    with pytest.raises(TypeError, match=r"\[kexue.optim.AdamW\] kexue allocates GPU state with the parameters' library"):
+        kexue.optim.AdamW([p])
 
 
 def test_stream_argument():
@@ -342,3 +369,67 @@ def test_gpu_torch_parameters():
         np.testing.assert_array_equal(p.detach().cpu().numpy(), h)
     with pytest.raises(ValueError, match=r"params\[0\] must be C-contiguous"):
         F.sgd_([params[0].detach().t()], [params[0].detach().t()], None, 1, lr=0.1)
+
+
+@pytest.mark.gpu
+@gpu
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(6, 9, 5), (3, 1, 1), (2, 0, 3), (4, 33, 300), (64, 50, 40)])
+def test_gpu_viterbi_bitwise_equal_cpu(dtype, shape):
+    B, T, K = shape
+    r = np.random.default_rng(B * 100 + T + K)
+    em = (np.round(r.standard_normal(shape) * 4) / 4).astype(dtype)  # coarse: ties happen
+    A = (np.round(r.standard_normal((K, K)) * 4) / 4).astype(dtype)
+    start, end = r.standard_normal(K).astype(dtype), r.standard_normal(K).astype(dtype)
+    mask = r.random((B, T)) < 0.8
+    if B > 1:
+        mask[1] = False  # an empty row
+    allowed = (r.random((K, K)) < 0.8, r.random(K) < 0.8, r.random(K) < 0.8)
+    if B > 2 and T > 1:
+        em[2, 1, 0] = np.nan
+    for kw in [{}, {"mask": mask, "start": start, "end": end, "allowed": allowed}]:
+        want_p, want_s = kexue.crf.viterbi(em, A, **kw)
+        gkw = {k: (tuple(to_gpu(x) for x in v) if isinstance(v, tuple) else to_gpu(v)) for k, v in kw.items()}
+        got_p, got_s = kexue.crf.viterbi(to_gpu(em), to_gpu(A), **gkw)
+        sync()
+        np.testing.assert_array_equal(to_host(got_p), want_p)
+        np.testing.assert_array_equal(to_host(got_s), want_s)
+        assert to_host(got_s).dtype == dtype
+
+
+@pytest.mark.gpu
+@gpu
+@pytest.mark.parametrize("cls, kw", [
+    ("AdamW", {"lr": 1e-2}), ("Adam", {"lr": 1e-2, "amsgrad": True, "weight_decay": 0.01}),
+    ("SGD", {"lr": 1e-2, "momentum": 0.9, "nesterov": True}), ("AdaX", {"lr": 1e-2}),
+    ("Lion", {"lr": 1e-3, "weight_decay": 0.1}),
+])
+def test_gpu_optimizer_classes(cls, kw):
+    r = np.random.default_rng(3)
+    host = [r.standard_normal(s).astype(np.float32) for s in [(40, 30), (30,), (1,)]]
+    gpu_p = [to_gpu(h.copy()) for h in host]
+    opt_h = getattr(kexue.optim, cls)(host, **kw)
+    opt_g = getattr(kexue.optim, cls)(gpu_p, **kw)
+    for _ in range(3):
+        grads = [r.standard_normal(h.shape).astype(np.float32) for h in host]
+        assert opt_h.step(grads)
+        assert opt_g.step([to_gpu(g) for g in grads])
+    sync()
+    for a, b in zip(gpu_p, host):
+        np.testing.assert_array_equal(to_host(a), b)
+    # clipping folded in: the norm agrees to rounding, so the params to a few ulp
+    grads = [r.standard_normal(h.shape).astype(np.float32) * 10 for h in host]
+    opt_h.step(grads, max_grad_norm=1.0)
+    opt_g.step([to_gpu(g) for g in grads], max_grad_norm=1.0)
+    for a, b in zip(gpu_p, host):
+        np.testing.assert_allclose(to_host(a), b, rtol=1e-6, atol=1e-7)
+    with pytest.raises(TypeError, match=r"params\[1\] must be a GPU array of the library of params\[0\]"):
+        getattr(kexue.optim, cls)([gpu_p[0], host[0]], **kw)
+    # state_dict round trip stays on the device
+    sd = opt_g.state_dict()
+    opt_g2 = getattr(kexue.optim, cls)([to_gpu(h.copy()) for h in host], **kw)
+    opt_g2.load_state_dict(sd)
+    assert opt_g2.step_count == opt_g.step_count
+    for s1, s2 in zip(opt_g.state, opt_g2.state):
+        for k in s1:
+            np.testing.assert_array_equal(to_host(s1[k]), to_host(s2[k]))

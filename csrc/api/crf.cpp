@@ -1,5 +1,5 @@
 // csrc/api/crf.cpp - the front door of kexue::crf: every check, then the one
-// dispatch point (the CPU backend; CUDA kernels are not built for decoders).
+// dispatch point (the CPU backend; the CUDA one for viterbi on GPU arrays).
 #include "kexue/crf.hpp"
 
 #include <string>
@@ -7,6 +7,7 @@
 
 #include "api/checks.hpp"
 #include "cpu/decoders.hpp"
+#include "cuda/backend.hpp"
 
 namespace kexue {
 namespace crf {
@@ -153,9 +154,58 @@ void marginals(const Array& emissions, const Array& transitions, const Options& 
   cpu::crf_run(cpu::Job::Marginals, inputs(p, emissions, nullptr), 0, o);
 }
 
+namespace {
+
+/// crf.viterbi on GPU arrays: the same checks without reading any array
+/// (they live on the device), every array on the emissions' device.
+void viterbi_gpu(const char* op, const Array& em, const Array& trans, const Options& opt,
+                 const Array& paths, const Array& scores) {
+  const int dev = em.device;
+  api::check_ndim(op, em, "emissions", 3, "[B,T,K]", true);
+  api::check_float(op, em, "emissions");
+  const std::int64_t B = em.dim(0), T = em.dim(1), K = em.dim(2);
+  KX_CHECK_VALUE(K >= 1, op, "emissions must have at least one tag (K >= 1); got shape ", em.shape_str());
+  auto arg = [&](const Array& x, const char* name, DType dt, const std::vector<std::int64_t>& want,
+                 const char* layout) {
+    api::check_device(op, x, name, dev, "emissions");
+    api::check_ndim(op, x, name, static_cast<int>(want.size()), layout, true);
+    api::check_dtype(op, x, name, dt);
+    api::check_shape(op, x, name, want, layout);
+  };
+  arg(trans, "transitions", em.dtype, {K, K}, "[K,K]");
+  if (opt.mask) arg(*opt.mask, "mask", DType::Bool, {B, T}, "[B,T]");
+  if (opt.start) arg(*opt.start, "start", em.dtype, {K}, "[K]");
+  if (opt.end) arg(*opt.end, "end", em.dtype, {K}, "[K]");
+  if (opt.allowed) arg(*opt.allowed, "allowed", DType::Bool, {K, K}, "[K,K]");
+  if (opt.allowed_start) arg(*opt.allowed_start, "allowed_start", DType::Bool, {K}, "[K]");
+  if (opt.allowed_end) arg(*opt.allowed_end, "allowed_end", DType::Bool, {K}, "[K]");
+  arg(paths, "paths", DType::Int64, {B, T}, "[B,T]");
+  arg(scores, "scores", em.dtype, {B}, "[B]");
+  auto ptr = [](const std::optional<Array>& x) -> const void* { return x ? x->data : nullptr; };
+  const cuda::CrfArgs a{em.data,
+                        em.dtype == DType::Float32,
+                        B,
+                        T,
+                        K,
+                        static_cast<const bool*>(ptr(opt.mask)),
+                        trans.data,
+                        ptr(opt.start),
+                        ptr(opt.end),
+                        static_cast<const bool*>(ptr(opt.allowed)),
+                        static_cast<const bool*>(ptr(opt.allowed_start)),
+                        static_cast<const bool*>(ptr(opt.allowed_end))};
+  cuda::crf_viterbi_run(op, a, dev, paths.ptr<std::int64_t>(), scores.data);
+}
+
+}  // namespace
+
 void viterbi(const Array& emissions, const Array& transitions, const Options& opt,
              const Array& paths, const Array& scores) {
   const char* op = "crf.viterbi";
+  if (emissions.on_gpu()) {
+    viterbi_gpu(op, emissions, transitions, opt, paths, scores);
+    return;
+  }
   const Prepared p = check_inputs(op, emissions, nullptr, transitions, opt);
   api::check_arg(op, paths, "paths", DType::Int64, {p.B, p.T}, "[B,T]");
   api::check_arg(op, scores, "scores", p.dt, {p.B}, "[B]");

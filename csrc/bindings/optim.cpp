@@ -2,11 +2,10 @@
 // updated in place with the GIL released. Every array is viewed (and checked
 // for contiguity and writeability) before the front door runs, and the front
 // door checks everything else before writing, so a failing call changes nothing.
-#include <cstdlib>
 #include <string>
 
 #include "bindings/convert.hpp"
-#include "cuda/backend.hpp"
+#include "bindings/device.hpp"
 #include "kexue/optim.hpp"
 
 namespace kexue {
@@ -18,118 +17,6 @@ using Objs = std::vector<py::object>;
 
 std::string nth(const char* base, std::size_t i) { return std::string(base) + "[" + std::to_string(i) + "]"; }
 
-/// The dtype a __cuda_array_interface__ typestr names ("<f4" -> float32).
-DType cai_dtype(const std::string& ts, std::string* name) {
-  *name = ts;
-  if (ts.size() < 3) return DType::Other;
-  const char kind = ts[1];
-  const std::string size = ts.substr(2);
-  if (ts[0] == '>') return DType::Other;  // big-endian: never on a GPU
-  if (kind == 'f' && size == "4") return DType::Float32;
-  if (kind == 'f' && size == "8") return DType::Float64;
-  if (kind == 'f' && size == "2") *name = "float16";
-  if (kind == 'u' && size == "2") return DType::UInt16;
-  if (kind == 'i' && size == "1") return DType::Int8;
-  if (kind == 'i' && size == "4") return DType::Int32;
-  if (kind == 'i' && size == "8") return DType::Int64;
-  if (kind == 'b' && size == "1") return DType::Bool;
-  if (kind == 'V' && size == "2") *name = "bfloat16";  // torch's bfloat16 typestr
-  return DType::Other;
-}
-
-/// An array in GPU memory, from its __cuda_array_interface__ (CuPy, torch,
-/// Numba, JAX...): C-contiguous (kexue never copies device arrays), no mask;
-/// the device from __dlpack_device__ when the object has it, else from the
-/// pointer itself.
-Array cuda_view(const char* op, const py::object& o, const std::string& nm, bool writes) {
-  const py::dict cai = o.attr("__cuda_array_interface__").cast<py::dict>();
-  if (cai.contains("mask") && !cai["mask"].is_none())
-    fail(ErrorKind::Value, op, nm, " has a mask in its __cuda_array_interface__; masked arrays are not supported");
-  std::vector<std::int64_t> shape;
-  for (auto d : cai["shape"].cast<py::tuple>()) shape.push_back(d.cast<std::int64_t>());
-  std::string name;
-  const DType t = cai_dtype(cai["typestr"].cast<std::string>(), &name);
-  const py::tuple data = cai["data"].cast<py::tuple>();
-  const auto ptr = data[0].cast<std::uintptr_t>();
-  const bool readonly = data[1].cast<bool>();
-  std::int64_t item = t == DType::Float64 || t == DType::Int64 ? 8 : t == DType::Float32 || t == DType::Int32 ? 4
-                      : t == DType::UInt16 ? 2 : 1;
-  if (t == DType::Other) {
-    const std::string ts = cai["typestr"].cast<std::string>();
-    item = ts.size() > 2 ? std::atoll(ts.c_str() + 2) : 1;
-  }
-  std::int64_t n = 1;
-  for (auto d : shape) n *= d;
-  if (cai.contains("strides") && !cai["strides"].is_none() && n > 1) {
-    const py::tuple st = cai["strides"].cast<py::tuple>();
-    std::int64_t want = item;
-    for (std::size_t k = shape.size(); k-- > 0;) {
-      if (shape[k] != 1 && st[k].cast<std::int64_t>() != want)
-        fail(ErrorKind::Value, op, nm, " must be C-contiguous (kexue does not copy arrays in GPU memory); got strides ",
-             py::str(st).cast<std::string>());
-      want *= shape[k];
-    }
-  }
-  if (writes && readonly) fail(ErrorKind::Value, op, nm, " must be writeable; got a read-only array");
-  Array a(reinterpret_cast<void*>(ptr), t, std::move(shape), name);
-  if (py::hasattr(o, "__dlpack_device__")) {
-    const py::tuple dev = o.attr("__dlpack_device__")().cast<py::tuple>();
-    const int type = dev[0].cast<int>();
-    if (type != 2 && type != 13)  // kDLCUDA, kDLCUDAManaged
-      fail(ErrorKind::Value, op, nm, " has a __cuda_array_interface__ but its DLPack device type is ", type);
-    a.device = dev[1].cast<int>();
-  } else {
-    a.device = cuda::pointer_device(a.data);
-  }
-  return a;
-}
-
-/// torch's CUDA tensors, read through their own attributes: a third of the
-/// cost of building their __cuda_array_interface__ (a Python property), and
-/// it works for tensors that require grad (nn.Parameter), whose interface
-/// torch refuses. `torch` is found in sys.modules (never imported here).
-struct TorchTypes {
-  py::object tensor, f32, f64, u16, i8;
-};
-
-const TorchTypes* torch_types() {
-  static TorchTypes* t = nullptr;  // leaked: outlives the interpreter's teardown
-  if (t == nullptr) {
-    const py::dict modules = py::module_::import("sys").attr("modules");
-    if (!modules.contains("torch")) return nullptr;
-    const py::object torch = modules["torch"];
-    if (!py::hasattr(torch, "Tensor") || !py::hasattr(torch, "float32")) return nullptr;
-    t = new TorchTypes{torch.attr("Tensor"), torch.attr("float32"), torch.attr("float64"),
-                       torch.attr("uint16"), torch.attr("int8")};
-  }
-  return t;
-}
-
-/// A torch tensor on a CUDA device, or std::nullopt when `o` is not one.
-std::optional<Array> torch_cuda_view(const char* op, const py::object& o, const std::string& nm) {
-  const TorchTypes* tt = torch_types();
-  if (tt == nullptr || !py::isinstance(o, tt->tensor) || !o.attr("is_cuda").cast<bool>()) return std::nullopt;
-  const py::object dt = o.attr("dtype");
-  DType t = DType::Other;
-  if (dt.is(tt->f32)) t = DType::Float32;
-  else if (dt.is(tt->f64)) t = DType::Float64;
-  else if (dt.is(tt->u16)) t = DType::UInt16;
-  else if (dt.is(tt->i8)) t = DType::Int8;
-  std::string name;  // only an unsupported dtype needs its name (for the message)
-  if (t == DType::Other) {
-    name = py::str(dt).cast<std::string>();
-    if (name.rfind("torch.", 0) == 0) name = name.substr(6);
-  }
-  std::vector<std::int64_t> shape;
-  for (auto d : o.attr("shape")) shape.push_back(d.cast<std::int64_t>());
-  if (!o.attr("is_contiguous")().cast<bool>())
-    fail(ErrorKind::Value, op, nm, " must be C-contiguous (kexue does not copy arrays in GPU memory); got strides ",
-         py::str(o.attr("stride")()).cast<std::string>());
-  Array a(reinterpret_cast<void*>(o.attr("data_ptr")().cast<std::uintptr_t>()), t, std::move(shape), name);
-  a.device = o.attr("get_device")().cast<int>();
-  return a;
-}
-
 /// View list entry i (None -> an absent Array); in-place arrays must be
 /// C-contiguous and writeable (they are never copied). Arrays with a
 /// __cuda_array_interface__ are GPU arrays (the front door runs the CUDA
@@ -137,8 +24,7 @@ std::optional<Array> torch_cuda_view(const char* op, const py::object& o, const 
 Array entry(const char* op, const Objs& xs, std::size_t i, const char* base, bool writes) {
   if (i >= xs.size() || xs[i].is_none()) return Array();
   const std::string nm = nth(base, i);
-  if (auto t = torch_cuda_view(op, xs[i], nm)) return *t;
-  if (py::hasattr(xs[i], "__cuda_array_interface__")) return cuda_view(op, xs[i], nm, writes);
+  if (auto t = gpu_view(op, xs[i], nm, writes)) return *t;
   if (!py::isinstance<py::array>(xs[i]))
     fail(ErrorKind::Type, op, nm, " must be a numpy array; got ", py::str(py::type::of(xs[i])).cast<std::string>());
   const py::array a = py::reinterpret_borrow<py::array>(xs[i]);

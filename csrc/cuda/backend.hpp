@@ -7,6 +7,7 @@
 // launch on kexue::cuda::current_stream() without waiting, except where a
 // result comes back to the host (the sums of squares).
 #pragma once
+#include <cstdint>
 #include <vector>
 
 #include "cpu/optim_plan.hpp"
@@ -14,6 +15,26 @@
 
 namespace kexue {
 namespace cuda {
+
+/// The inputs of one CRF call as the kernels read them: emissions [B,T,K]
+/// (float or double, `f32`), transitions [K,K] and start/end [K] in the
+/// same dtype (start/end may be null: 0), mask [B,T] and the allowed masks
+/// (null: all allowed). Forbidden entries become -inf as on the CPU (x - inf).
+struct CrfArgs {
+  const void* em;
+  bool f32;
+  std::int64_t B, T, K;
+  const bool* mask;
+  const void* trans;
+  const void* start;
+  const void* end;
+  const bool* allowed;
+  const bool* allowed_start;
+  const bool* allowed_end;
+};
+
+/// The largest K the Viterbi kernel takes (its scores live in shared memory).
+constexpr std::int64_t kViterbiMaxK = 2048;
 
 /// An op called with GPU arrays that has no CUDA kernel (yet) in this build,
 /// or any op in a build without CUDA: a ValueError naming `op`.
@@ -33,6 +54,10 @@ double optim_sumsq(const char* op, const std::vector<Array>& grads, int device, 
 
 /// g *= f in each array's dtype (as the CPU's optim_scale).
 void optim_scale(const char* op, const std::vector<Array>& grads, int device, double f);
+
+/// crf.viterbi of checked arguments on `device`: paths [B,T] int64 and
+/// scores [B] (the emissions' dtype) written there.
+void crf_viterbi_run(const char* op, const CrfArgs& a, int device, std::int64_t* paths, void* scores);
 
 }  // namespace cuda
 }  // namespace kexue

@@ -7,13 +7,16 @@
 #pragma once
 #include <cstdint>
 
+// KX_DYNAMIC_SHARED(T, name): the launch's dynamic shared memory as T* name.
 #if defined(__CUDACC__)
 #include <cuda_runtime.h>
 #define KX_LAUNCH(kernel, grid, block, smem, stream, ...) \
   kernel<<<(grid), (block), (smem), (stream)>>>(__VA_ARGS__)
+#define KX_DYNAMIC_SHARED(T, name) extern __shared__ T name[]
 #elif defined(KX_CUDA_EMULATED)
 #define KX_LAUNCH(kernel, grid, block, smem, stream, ...) \
   ::kx_emu::launch((grid), (block), (smem), (stream), kernel, __VA_ARGS__)
+#define KX_DYNAMIC_SHARED(T, name) T* name = static_cast<T*>(::kx_emu::dynamic_shared())
 #else
 #error "csrc/cuda/*.cu: compile with nvcc, or as C++ after tests/emu/cuda_emu.hpp"
 #endif

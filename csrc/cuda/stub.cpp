@@ -26,5 +26,7 @@ double optim_sumsq(const char* op, const std::vector<Array>&, int, bool*) { no_k
 
 void optim_scale(const char* op, const std::vector<Array>&, int, double) { no_kernel(op); }
 
+void crf_viterbi_run(const char* op, const CrfArgs&, int, std::int64_t*, void*) { no_kernel(op); }
+
 }  // namespace cuda
 }  // namespace kexue

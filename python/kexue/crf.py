@@ -41,6 +41,7 @@ from typing import NamedTuple
 import numpy as np
 
 from . import _core
+from . import cuda as _kcuda
 from ._util import arr, check_int, split_allowed
 
 __all__ = [
@@ -181,8 +182,13 @@ def marginals(emissions, transitions, *, mask=None, start=None, end=None, allowe
     )
 
 
-def viterbi(emissions, transitions, *, mask=None, start=None, end=None, allowed=None):
+def viterbi(emissions, transitions, *, mask=None, start=None, end=None, allowed=None, stream=None):
     """The highest-scoring path of each sequence.
+
+    On the GPU: pass the emissions (and every other array) in GPU memory --
+    torch.cuda tensors or CuPy arrays -- and the paths and scores come back
+    there, allocated by the same library, equal to the CPU's bit for bit;
+    ``stream`` as in :mod:`kexue.cuda` (None for host arrays).
 
     Returns
     -------
@@ -201,6 +207,10 @@ def viterbi(emissions, transitions, *, mask=None, start=None, end=None, allowed=
 
     Reference twin: :func:`kexue.reference.crf.viterbi`.
     """
+    if _kcuda.is_gpu_array(emissions):
+        return _kcuda._crf_viterbi(emissions, transitions, mask, start, end, allowed, stream)
+    if stream is not None:
+        raise ValueError(f"[kexue.crf.viterbi] stream is for GPU arrays; these are host arrays (got {stream!r})")
     return _core.crf_viterbi(
         arr(emissions), arr(transitions), **_opts("crf.viterbi", mask, start, end, allowed)
     )

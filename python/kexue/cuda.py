@@ -10,7 +10,10 @@ same checks run as for numpy arrays, before anything is launched; every
 array of one call must be on one device; GPU arrays must be C-contiguous
 (kexue never copies device memory).
 
-Ops with CUDA kernels in this release: :func:`kexue.optim.functional.sgd_`,
+Ops with CUDA kernels in this release: :func:`kexue.crf.viterbi` (its
+outputs are allocated on the emissions' device with their library, torch or
+CuPy; paths and scores equal the CPU's bit for bit, K <= 2048),
+:func:`kexue.optim.functional.sgd_`,
 :func:`~kexue.optim.functional.adam_`, :func:`~kexue.optim.functional.adamw_`,
 :func:`~kexue.optim.functional.adax_`, :func:`~kexue.optim.functional.lion_`
 (float32/float64 state) and :func:`kexue.optim.clip_grad_norm_`. The steps
@@ -124,3 +127,81 @@ def _backend(op, core, arrays, stream):
     if stream is not None:
         raise ValueError(f"[kexue.{op}] stream is for GPU arrays; these are host arrays (got {stream!r})")
     return core, contextlib.nullcontext()
+
+
+def _empty(op, like, shape, dtype):
+    """An uninitialised array on ``like``'s device, made by ``like``'s library
+    (torch or CuPy); dtype "int64" or None (``like``'s own)."""
+    lib = type(like).__module__.split(".")[0]
+    if lib == "torch":
+        import torch
+        return torch.empty(shape, dtype=torch.int64 if dtype == "int64" else like.dtype, device=like.device)
+    if lib == "cupy":
+        import cupy
+        with cupy.cuda.Device(like.device.id):
+            return cupy.empty(shape, dtype=dtype or like.dtype)
+    raise TypeError(f"[kexue.{op}] kexue allocates GPU outputs with the input's library, torch or "
+                    f"CuPy; got {type(like).__module__}.{type(like).__name__}")
+
+
+def _crf_viterbi(emissions, transitions, mask, start, end, allowed, stream):
+    """kexue.crf.viterbi for GPU emissions (see there)."""
+    op = "crf.viterbi"
+    m = _module(op)
+    if isinstance(allowed, tuple):
+        if len(allowed) != 3:
+            raise ValueError(f"[kexue.{op}] allowed must be a [K,K] bool array or a triple "
+                             f"(allowed, allowed_start, allowed_end); got a tuple of {len(allowed)}")
+        al, als, ale = allowed
+    else:
+        al, als, ale = allowed, None, None
+    shape = getattr(emissions, "shape", None)
+    if shape is None:
+        shape = emissions.__cuda_array_interface__["shape"]
+    if len(shape) != 3:
+        raise ValueError(f"[kexue.{op}] emissions must be 3-D [B,T,K]; got shape {shape}")
+    B, T = int(shape[0]), int(shape[1])
+    paths = _empty(op, emissions, (B, T), "int64")
+    scores = _empty(op, emissions, (B,), None)
+    with _on_stream(m, _stream_handle(op, stream)):
+        m.crf_viterbi_into(emissions, transitions, mask, start, end, al, als, ale, paths, scores)
+    return paths, scores
+
+
+def _lib(op, x):
+    lib = type(x).__module__.split(".")[0]
+    if lib not in ("torch", "cupy"):
+        raise TypeError(f"[kexue.{op}] kexue allocates GPU state with the parameters' library, torch "
+                        f"or CuPy; got {type(x).__module__}.{type(x).__name__}")
+    return lib
+
+
+def _zeros(op, like, shape=None, dtype=None):
+    """Zeros on ``like``'s device by its library, ``like``'s shape and dtype by default."""
+    shape = tuple(like.shape) if shape is None else tuple(shape)
+    if _lib(op, like) == "torch":
+        import torch
+        return torch.zeros(shape, dtype=dtype or like.dtype, device=like.device)
+    import cupy
+    with cupy.cuda.Device(like.device.id):
+        return cupy.zeros(shape, dtype=dtype or like.dtype)
+
+
+def _dtype_name(x) -> str:
+    """'float32' for numpy, CuPy and torch arrays alike."""
+    return str(x.dtype).replace("torch.", "")
+
+
+def _copy(x):
+    """A copy on the same device (torch: clone)."""
+    return x.clone() if type(x).__module__.split(".")[0] == "torch" else x.copy()
+
+
+def _copy_into(dst, src):
+    """dst[...] = src, src a GPU array of dst's library or a host array."""
+    if type(dst).__module__.split(".")[0] == "torch":
+        import torch
+        dst.copy_(src if isinstance(src, torch.Tensor) else torch.as_tensor(src))
+    else:
+        import cupy
+        dst[...] = cupy.asarray(src)

@@ -18,6 +18,14 @@ int g_device = 0;
 
 long g_launches = 0;
 
+namespace {
+std::vector<double> g_dyn;  // doubles: 8-byte aligned (malloc gives 16)
+}  // namespace
+
+void set_dynamic_shared(std::size_t bytes) { g_dyn.assign((bytes + 7) / 8 + 2, 0.0); }
+
+void* dynamic_shared() { return g_dyn.data(); }
+
 void register_device_memory(void* p, std::size_t bytes) {
   const std::uintptr_t at = reinterpret_cast<std::uintptr_t>(p);
   g_device_memory.erase(at);
@@ -212,3 +220,7 @@ cudaError_t cudaGetDeviceCount(int* n) {
   *n = 1;
   return cudaSuccess;
 }
+
+cudaError_t cudaMallocAsync(void** p, std::size_t bytes, cudaStream_t) { return cudaMalloc(p, bytes); }
+
+cudaError_t cudaFreeAsync(void* p, cudaStream_t) { return cudaFree(p); }

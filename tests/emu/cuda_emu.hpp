@@ -70,6 +70,13 @@ const char* cudaGetErrorString(cudaError_t e);
 cudaError_t cudaGetDevice(int* d);
 cudaError_t cudaSetDevice(int d);
 cudaError_t cudaGetDeviceCount(int* n);
+cudaError_t cudaMallocAsync(void** p, std::size_t bytes, cudaStream_t stream);
+cudaError_t cudaFreeAsync(void* p, cudaStream_t stream);
+enum cudaFuncAttribute { cudaFuncAttributeMaxDynamicSharedMemorySize = 8 };
+template <class F>
+inline cudaError_t cudaFuncSetAttribute(F, cudaFuncAttribute, int) {
+  return cudaSuccess;
+}
 
 namespace kx_emu {
 
@@ -78,6 +85,10 @@ void register_device_memory(void* p, std::size_t bytes);
 void unregister_device_memory(const void* p);
 /// Launches since the process started (tests count what a call launched).
 extern long g_launches;
+/// The running launch's dynamic shared memory (its `shared_bytes`, 8-byte
+/// aligned; one buffer for the launch, as blocks run one at a time).
+void* dynamic_shared();
+void set_dynamic_shared(std::size_t bytes);
 
 extern uint3 g_thread, g_block;
 extern dim3 g_block_dim, g_grid_dim;
@@ -108,9 +119,10 @@ inline T exchange(T v, unsigned src_lane_of_warp) {
 }
 
 template <class F, class... A>
-void launch(dim3 grid, dim3 block, std::size_t /*shared_bytes*/, cudaStream_t /*stream*/,
+void launch(dim3 grid, dim3 block, std::size_t shared_bytes, cudaStream_t /*stream*/,
             F kernel, A... args) {
   ++g_launches;
+  set_dynamic_shared(shared_bytes);
   run_grid(grid, block, [&] { kernel(args...); });
 }
 

@@ -9,7 +9,11 @@
 //    float and double, three steps each, bitwise against kexue::optim's CPU
 //    steps; the grad-norm sum of squares against kexue::optim::grad_norm;
 //    the Ising checkerboard sweeps bitwise against kexue::samplers::gibbs_ising.
-// 3. The front door with arrays marked as GPU memory (kexue::Array::device):
+// 3. crf.viterbi through the front door on arrays marked as GPU memory,
+//    against the host call: paths and scores bit for bit over masks with
+//    holes, empty rows, K = 1, forbidden transitions, ties, NaN emissions
+//    and NaN parameters, float and double.
+// 4. The front door with arrays marked as GPU memory (kexue::Array::device):
 //    kexue::optim's steps, grad_norm and clip_grad_norm run the emulated
 //    kernels through csrc/cuda's host glue and match the host call; mixed
 //    devices, host memory labelled as GPU memory, and ops or state without a
@@ -19,6 +23,7 @@
 #include "cuda/runtime.cu"
 #include "cuda/optim.cu"
 #include "cuda/samplers.cu"
+#include "cuda/crf.cu"
 
 #include <cmath>
 #include <cstdio>
@@ -515,13 +520,110 @@ void test_front_door_errors() {
   check(kx_emu::g_launches == before && same_bits(dp.v, p_before), "front door: refused calls launched and wrote nothing");
 }
 
+// ---------------------------------------------------------------- CRF
+
+template <class T>
+void test_viterbi(std::int64_t B, std::int64_t TT, std::int64_t K, unsigned seed, bool with_mask,
+                  bool with_opts, const char* what) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<double> nd;
+  std::vector<T> em(static_cast<std::size_t>(B * TT * K)), tr(static_cast<std::size_t>(K * K)),
+      st(static_cast<std::size_t>(K)), en(static_cast<std::size_t>(K));
+  for (auto& x : em) x = static_cast<T>(std::round(nd(rng) * 4) / 4);  // coarse: ties happen
+  for (auto& x : tr) x = static_cast<T>(std::round(nd(rng) * 4) / 4);
+  for (auto& x : st) x = static_cast<T>(nd(rng));
+  for (auto& x : en) x = static_cast<T>(nd(rng));
+  // mask: holes, an empty row (row 1), a full row (row 0)
+  std::vector<char> maskc(static_cast<std::size_t>(B * TT), 1);
+  for (std::int64_t b = 0; b < B; ++b)
+    for (std::int64_t t = 0; t < TT; ++t)
+      maskc[static_cast<std::size_t>(b * TT + t)] = b == 0 ? 1 : b == 1 ? 0 : (rng() % 4 != 0);
+  std::vector<char> allowed(static_cast<std::size_t>(K * K)), as(static_cast<std::size_t>(K)), ae(static_cast<std::size_t>(K));
+  for (auto& x : allowed) x = rng() % 5 != 0;
+  for (auto& x : as) x = rng() % 4 != 0;
+  for (auto& x : ae) x = rng() % 4 != 0;
+  if (B > 2 && TT > 1) em[static_cast<std::size_t>((2 * TT + 1) * K)] = static_cast<T>(NAN);  // row 2: NaN in, NaN out
+  auto bool_arr = [](std::vector<char>& v, std::initializer_list<std::int64_t> shape) {
+    return kexue::Array(v.data(), kexue::DType::Bool, std::vector<std::int64_t>(shape));
+  };
+  Dev<T> dem(em), dtr(tr), dst(st), den(en);
+  Dev<char> dmask(maskc), dal(allowed), das(as), dae(ae);
+  std::vector<std::int64_t> hp(static_cast<std::size_t>(B * TT), 7);
+  std::vector<T> hs(static_cast<std::size_t>(B), 7);
+  Dev<std::int64_t> dp(hp);
+  Dev<T> ds(hs);
+  kexue::crf::Options ho, dopt;
+  if (with_mask) {
+    ho.mask = bool_arr(maskc, {B, TT});
+    dopt.mask = bool_arr(dmask.v, {B, TT});
+    dopt.mask->device = 0;
+  }
+  if (with_opts) {
+    ho.start = kexue::Array::of(st.data(), {K});
+    ho.end = kexue::Array::of(en.data(), {K});
+    ho.allowed = bool_arr(allowed, {K, K});
+    ho.allowed_start = bool_arr(as, {K});
+    ho.allowed_end = bool_arr(ae, {K});
+    dopt.start = kexue::Array::of(dst.v.data(), {K});
+    dopt.end = kexue::Array::of(den.v.data(), {K});
+    dopt.allowed = bool_arr(dal.v, {K, K});
+    dopt.allowed_start = bool_arr(das.v, {K});
+    dopt.allowed_end = bool_arr(dae.v, {K});
+    for (auto* o : {&dopt.start, &dopt.end, &dopt.allowed, &dopt.allowed_start, &dopt.allowed_end}) (*o)->device = 0;
+  }
+  auto a3 = [&](Dev<T>& d) {
+    kexue::Array x = kexue::Array::of(d.v.data(), {B, TT, K});
+    x.device = 0;
+    return x;
+  };
+  kexue::Array dtra = kexue::Array::of(dtr.v.data(), {K, K});
+  dtra.device = 0;
+  kexue::Array dpa = kexue::Array::of(dp.v.data(), {B, TT}), dsa = kexue::Array::of(ds.v.data(), {B});
+  dpa.device = dsa.device = 0;
+  kexue::crf::viterbi(kexue::Array::of(em.data(), {B, TT, K}), kexue::Array::of(tr.data(), {K, K}), ho,
+                      kexue::Array::of(hp.data(), {B, TT}), kexue::Array::of(hs.data(), {B}));
+  kexue::crf::viterbi(a3(dem), dtra, dopt, dpa, dsa);
+  check(hp == dp.v && same_bits(hs, ds.v),
+        std::string("cuda viterbi ") + tname(sizeof(T)) + " " + what + ": paths and scores bitwise equal to the CPU");
+}
+
+void test_viterbi_errors() {
+  std::vector<float> em(2 * 3 * 4), tr(16), sc(2);
+  std::vector<std::int64_t> paths(6);
+  Dev<float> dem(em), dtr(tr), dsc(sc);
+  Dev<std::int64_t> dpaths(paths);
+  auto dv = [](kexue::Array x) {
+    x.device = 0;
+    return x;
+  };
+  const long before = kx_emu::g_launches;
+  // transitions on the host with emissions on cuda:0
+  std::string e = error_of([&] {
+    kexue::crf::viterbi(dv(kexue::Array::of(dem.v.data(), {2, 3, 4})), kexue::Array::of(tr.data(), {4, 4}), {},
+                        dv(kexue::Array::of(dpaths.v.data(), {2, 3})), dv(kexue::Array::of(dsc.v.data(), {2})));
+  });
+  check(has(e, "transitions is on the host but emissions is on cuda:0"), "viterbi: mixed devices refused: " + e);
+  e = error_of([&] {
+    kexue::crf::viterbi(dv(kexue::Array::of(dem.v.data(), {2, 3, 4})), dv(kexue::Array::of(dtr.v.data(), {2, 8})), {},
+                        dv(kexue::Array::of(dpaths.v.data(), {2, 3})), dv(kexue::Array::of(dsc.v.data(), {2})));
+  });
+  check(has(e, "transitions must have shape (4, 4)"), "viterbi: bad transitions shape refused: " + e);
+  std::vector<float> plain(16);
+  e = error_of([&] {
+    kexue::crf::viterbi(dv(kexue::Array::of(dem.v.data(), {2, 3, 4})), dv(kexue::Array::of(plain.data(), {4, 4})), {},
+                        dv(kexue::Array::of(dpaths.v.data(), {2, 3})), dv(kexue::Array::of(dsc.v.data(), {2})));
+  });
+  check(has(e, "transitions is labelled as memory of cuda:0 but is host memory"), "viterbi: host memory as GPU memory: " + e);
+  check(kx_emu::g_launches == before, "viterbi: refused calls launched nothing");
+}
+
 // Every launcher declared in csrc/cuda/*.cuh must have a test above.
 // (the *_multi launchers are the ones the single-array launchers call, and
 // the front door's: test_front_door_steps / _many cover them with lists)
 const std::set<std::string> kCovered = {"adam", "sgd", "adax", "lion", "sumsq", "sumsq_blocks",
                                         "scale", "adam_multi", "sgd_multi", "adax_multi",
                                         "lion_multi", "scale_multi", "sumsq_multi_blocks",
-                                        "sumsq_multi", "ising_sweeps"};
+                                        "sumsq_multi", "ising_sweeps", "crf_viterbi"};
 
 /// The name declared by a line "<type> name(" at the start of a line of a
 /// launcher header (return types void, unsigned, double, float, int, bool).
@@ -540,7 +642,7 @@ std::string declared(const std::string& line) {
 
 void test_coverage(const char* cuda_dir) {
   int found = 0;
-  for (const char* header : {"optim.cuh", "samplers.cuh"}) {
+  for (const char* header : {"optim.cuh", "samplers.cuh", "crf.cuh"}) {
     std::ifstream f(std::string(cuda_dir) + "/" + header);
     check(static_cast<bool>(f), std::string("coverage: read csrc/cuda/") + header);
     std::string line;
@@ -598,6 +700,15 @@ int main(int argc, char** argv) {
   test_front_door_steps<float>();
   test_front_door_steps<double>();
   test_front_door_many();
+  test_viterbi<double>(5, 7, 4, 1, true, true, "mask with holes, an empty row, start/end/allowed, NaN row");
+  test_viterbi<float>(5, 7, 4, 2, true, true, "mask with holes, an empty row, start/end/allowed, NaN row");
+  test_viterbi<double>(3, 9, 5, 3, false, false, "no mask, no options");
+  test_viterbi<float>(4, 6, 1, 4, true, false, "K = 1");
+  test_viterbi<double>(3, 1, 3, 5, false, true, "T = 1");
+  test_viterbi<double>(2, 0, 3, 6, false, false, "T = 0");
+  test_viterbi<float>(3, 20, 300, 7, true, true, "K = 300 (more tags than threads)");
+  test_viterbi<double>(6, 40, 33, 8, true, true, "K = 33, T = 40");
+  test_viterbi_errors();
   test_front_door_errors();
   if (argc > 1) test_coverage(argv[1]);
   else check(false, "coverage: pass the csrc/cuda directory as the first argument");

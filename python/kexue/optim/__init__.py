@@ -15,6 +15,11 @@ True
 >>> round(float(w[0, 0]), 6), opt.step_count
 (-0.01, 1)
 
+GPU: :class:`SGD`, :class:`Adam`, :class:`AdamW`, :class:`AdaX` and
+:class:`Lion` also take torch.cuda tensors (``model.parameters()``) or CuPy
+arrays, keep their state beside them (float, made by the same library), and
+step on the GPU bit for bit as on the CPU (see :mod:`kexue.cuda`).
+
 Classes: :class:`SGD`, :class:`Adam`, :class:`AdamW`, :class:`AdaX`,
 :class:`Lion`, :class:`LAMB`, :class:`Adafactor`, :class:`Amos` -- hyper-
 parameters with torch.optim's names and defaults where torch has the
@@ -46,7 +51,7 @@ def _grad_list(op, grads):
     for i, g in enumerate(grads):
         if g is None:
             raise ValueError(f"[kexue.{op}] grads[{i}] is None")
-    return [arr(g) for g in grads]
+    return [g if _kcuda.is_gpu_array(g) else arr(g) for g in grads]
 
 
 def clip_grad_norm_(grads, max_norm, *, mode="clip", stream=None):
@@ -138,12 +143,26 @@ class Optimizer:
     """
 
     _name = "Optimizer"
+    _cuda_ok = False  # whether the update rule has CUDA kernels (kexue.cuda)
 
     def __init__(self, params, lr):
         op = f"optim.{self._name}"
         if isinstance(params, np.ndarray) or not isinstance(params, (list, tuple)):
-            raise TypeError(f"[kexue.{op}] params must be a list of numpy arrays; got {type(params).__name__}")
+            raise TypeError(f"[kexue.{op}] params must be a list of arrays; got {type(params).__name__}")
         params = list(params)
+        self._gpu = bool(params) and _kcuda.is_gpu_array(params[0])
+        if self._gpu:
+            self._check_gpu_params(op, params)
+        else:
+            self._check_host_params(op, params)
+        self.params = params
+        self.lr = None if lr is None else self._check_lr(op, lr)
+        self.step_count = 0
+        self.state = [self._init_state(p) for p in params]
+        self._check_hyper()
+
+    @staticmethod
+    def _check_host_params(op, params):
         for i, p in enumerate(params):
             if not isinstance(p, np.ndarray):
                 raise TypeError(f"[kexue.{op}] params[{i}] must be a numpy array; got {type(p).__name__}")
@@ -156,11 +175,32 @@ class Optimizer:
                 raise ValueError(f"[kexue.{op}] params[{i}] must be C-contiguous (it is updated in place)")
             if not p.flags.writeable:
                 raise ValueError(f"[kexue.{op}] params[{i}] must be writeable; got a read-only array")
-        self.params = params
-        self.lr = None if lr is None else self._check_lr(op, lr)
-        self.step_count = 0
-        self.state = [self._init_state(p) for p in params]
-        self._check_hyper()
+
+    def _check_gpu_params(self, op, params):
+        """GPU params (torch.cuda tensors, CuPy arrays): this rule must have CUDA
+        kernels; one library, float32/float64, one dtype (the rest -- devices,
+        contiguity -- is checked by the first step, before anything changes)."""
+        if not self._cuda_ok:
+            raise ValueError(f"[kexue.{op}] got parameters in GPU memory, but {self._name} has no CUDA "
+                             "kernel yet (SGD, Adam, AdamW, AdaX and Lion have); pass host (numpy) arrays")
+        _kcuda._module(op)
+        lib = _kcuda._lib(op, params[0])
+        d0 = _kcuda._dtype_name(params[0])
+        for i, p in enumerate(params):
+            if not _kcuda.is_gpu_array(p) or _kcuda._lib(op, p) != lib:
+                raise TypeError(f"[kexue.{op}] params[{i}] must be a GPU array of the library of params[0] "
+                                f"({lib}); got {type(p).__module__}.{type(p).__name__}")
+            d = _kcuda._dtype_name(p)
+            if d not in ("float32", "float64"):
+                raise TypeError(f"[kexue.{op}] params[{i}] must be float32 or float64; got {d}")
+            if d != d0:
+                raise TypeError(f"[kexue.{op}] params[{i}] must have dtype {d0} (the dtype of params[0]); got {d}")
+
+    def _zeros(self, p, shape=None, dtype=None):
+        """Zero state beside ``p``: numpy, or on ``p``'s GPU by its library."""
+        if self._gpu:
+            return _kcuda._zeros(f"optim.{self._name}", p, shape, None if dtype is None or dtype == p.dtype else dtype)
+        return np.zeros(p.shape if shape is None else shape, p.dtype if dtype is None else dtype)
 
     def _check_hyper(self):
         """Check the hyper-parameters now, not at the first step: run the update
@@ -214,7 +254,7 @@ class Optimizer:
                 raise ValueError(f"[kexue.{op}] max_grad_norm must be finite and > 0; got {max_grad_norm}")
         scale = 1.0
         if max_grad_norm is not None or skip_nonfinite:
-            norm, finite = _core.optim_grad_norm(grads)
+            norm, finite = _kcuda._backend(op, _core, grads, None)[0].optim_grad_norm(grads)
             if skip_nonfinite and not finite:
                 return False
             if max_grad_norm is not None and finite and norm > max_grad_norm:
@@ -226,8 +266,9 @@ class Optimizer:
 
     def state_dict(self):
         """{"step_count": int, "state": [{slot name: array copy} per param]}."""
+        copy = _kcuda._copy if self._gpu else np.copy
         return {"step_count": int(self.step_count),
-                "state": [{k: v.copy() for k, v in s.items()} for s in self.state]}
+                "state": [{k: copy(v) for k, v in s.items()} for s in self.state]}
 
     def load_state_dict(self, state_dict):
         """Copy a :meth:`state_dict` in (checked entirely before anything changes)."""
@@ -246,14 +287,19 @@ class Optimizer:
             if set(mine) != set(theirs):
                 raise ValueError(f"[kexue.{op}] state[{i}] must have slots {sorted(mine)}; got {sorted(theirs)}")
             for k, a in mine.items():
-                b = np.asarray(theirs[k])
-                if b.dtype != a.dtype:
-                    raise TypeError(f"[kexue.{op}] state[{i}][{k!r}] must have dtype {a.dtype}; got {b.dtype}")
-                if b.shape != a.shape:
-                    raise ValueError(f"[kexue.{op}] state[{i}][{k!r}] must have shape {a.shape}; got {b.shape}")
+                b = theirs[k] if self._gpu and hasattr(theirs[k], "dtype") else np.asarray(theirs[k])
+                da, db = _kcuda._dtype_name(a), _kcuda._dtype_name(b)
+                if db != da:
+                    raise TypeError(f"[kexue.{op}] state[{i}][{k!r}] must have dtype {da}; got {db}")
+                if tuple(b.shape) != tuple(a.shape):
+                    raise ValueError(f"[kexue.{op}] state[{i}][{k!r}] must have shape {tuple(a.shape)}; "
+                                     f"got {tuple(b.shape)}")
         for mine, theirs in zip(self.state, states):
             for k, a in mine.items():
-                np.copyto(a, theirs[k])
+                if self._gpu:
+                    _kcuda._copy_into(a, theirs[k])
+                else:
+                    np.copyto(a, theirs[k])
         self.step_count = count
 
     def __repr__(self):
@@ -264,6 +310,9 @@ def _state_dtype(op, state_dtype, p):
     if state_dtype is None:
         return p.dtype
     if state_dtype in ("bfloat16", "bf16"):
+        if _kcuda.is_gpu_array(p):
+            raise ValueError(f'[kexue.{op}] state_dtype="bfloat16" has no CUDA kernel yet; GPU '
+                             'parameters keep float state (state_dtype=None)')
         if p.dtype != np.float32:
             raise TypeError(f'[kexue.{op}] state_dtype="bfloat16" needs float32 params; got {p.dtype}')
         return np.uint16
@@ -286,6 +335,7 @@ class SGD(Optimizer):
     """
 
     _name = "SGD"
+    _cuda_ok = True
 
     def __init__(self, params, lr=1e-3, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False):
         op = "optim.SGD"
@@ -300,7 +350,7 @@ class SGD(Optimizer):
         super().__init__(params, lr)
 
     def _init_state(self, p):
-        return {"momentum_buffer": np.zeros_like(p)} if self.momentum != 0 else {}
+        return {"momentum_buffer": self._zeros(p)} if self.momentum != 0 else {}
 
     def _update(self, grads, step, lr, grad_scale):
         bufs = self._slot("momentum_buffer") if self.momentum != 0 else None
@@ -329,6 +379,7 @@ class Adam(Optimizer):
     """
 
     _name = "Adam"
+    _cuda_ok = True
     _fn = staticmethod(functional.adam_)
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False, *,
@@ -346,9 +397,9 @@ class Adam(Optimizer):
 
     def _init_state(self, p):
         dt = _state_dtype(f"optim.{self._name}", self.state_dtype, p)
-        s = {"exp_avg": np.zeros(p.shape, dt), "exp_avg_sq": np.zeros(p.shape, dt)}
+        s = {"exp_avg": self._zeros(p, dtype=dt), "exp_avg_sq": self._zeros(p, dtype=dt)}
         if self.amsgrad:
-            s["max_exp_avg_sq"] = np.zeros(p.shape, dt)
+            s["max_exp_avg_sq"] = self._zeros(p, dtype=dt)
         return s
 
     def _update(self, grads, step, lr, grad_scale):
@@ -395,6 +446,7 @@ class AdaX(Optimizer):
     """
 
     _name = "AdaX"
+    _cuda_ok = True
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 1e-4), eps=1e-6, weight_decay=0.0, *, state_dtype=None,
                  seed=0):
@@ -408,7 +460,7 @@ class AdaX(Optimizer):
 
     def _init_state(self, p):
         dt = _state_dtype("optim.AdaX", self.state_dtype, p)
-        return {"exp_avg": np.zeros(p.shape, dt), "exp_avg_sq": np.zeros(p.shape, dt)}
+        return {"exp_avg": self._zeros(p, dtype=dt), "exp_avg_sq": self._zeros(p, dtype=dt)}
 
     def _update(self, grads, step, lr, grad_scale):
         functional.adax_(self.params, grads, self._slot("exp_avg"), self._slot("exp_avg_sq"), step, lr=lr,
@@ -431,6 +483,7 @@ class Lion(Optimizer):
     """
 
     _name = "Lion"
+    _cuda_ok = True
 
     def __init__(self, params, lr=1e-4, betas=(0.9, 0.99), weight_decay=0.0, *, state_dtype=None, seed=0):
         op = "optim.Lion"
@@ -441,7 +494,7 @@ class Lion(Optimizer):
         super().__init__(params, lr)
 
     def _init_state(self, p):
-        return {"exp_avg": np.zeros(p.shape, _state_dtype("optim.Lion", self.state_dtype, p))}
+        return {"exp_avg": self._zeros(p, dtype=_state_dtype("optim.Lion", self.state_dtype, p))}
 
     def _update(self, grads, step, lr, grad_scale):
         functional.lion_(self.params, grads, self._slot("exp_avg"), step, lr=lr, beta1=self.betas[0],

@@ -321,13 +321,16 @@ def marginals(emissions, transitions, *, mask=None, start=None, end=None, allowe
     return out.astype(dt)
 
 
-def viterbi(emissions, transitions, *, mask=None, start=None, end=None, allowed=None):
+def viterbi(emissions, transitions, *, mask=None, start=None, end=None, allowed=None, stream=None):
     """Best path per row: (paths [B,T] int64, scores [B]).
 
     -1 at masked steps; ties go to the lowest tag index (numpy argmax); a row
     whose every path is forbidden gets path -1 and score -inf; a row without
-    valid steps gets path -1 and score 0 (the empty path).
+    valid steps gets path -1 and score 0 (the empty path). ``stream`` (kexue's
+    GPU argument) must be None: the twin runs on the host.
     """
+    if stream is not None:
+        raise ValueError("[kexue.reference.crf.viterbi] stream is for GPU arrays; the numpy twin runs on the host")
     h, A, s, e, m, dt = _prepare(emissions, transitions, mask, start, end, allowed)
     B, T, K = h.shape
     paths = np.full((B, T), -1, dtype=np.int64)

@@ -1,0 +1,170 @@
+// csrc/cuda/crf.cu - CRF decoding on the GPU (issue 8): Viterbi, one block a
+// sequence and a thread a tag (looping when K exceeds the block), the step
+// scores in shared memory, with the CPU's arithmetic (kexue/decoders/
+// common.hpp's max_plus_step and viterbi_chain: double sums, strict > so
+// ties go to the lowest index and NaN candidates never win), so the paths
+// and scores are the CPU's bit for bit. Compiled by nvcc (-Werror) and, for
+// the emulator tests, as plain C++.
+#include <string>
+#include <vector>
+
+#include "cuda/backend.hpp"
+#include "cuda/crf.cuh"
+#include "cuda/launch.cuh"
+#include "cuda/runtime.cuh"
+
+namespace kexue {
+namespace cuda {
+namespace {
+
+constexpr double kInfD = __builtin_huge_val();
+
+__device__ inline double load(const void* p, bool f32, std::int64_t i) {
+  return f32 ? static_cast<double>(static_cast<const float*>(p)[i]) : static_cast<const double*>(p)[i];
+}
+
+/// A[i,j] as the CPU prepares it: the transition, minus inf where forbidden.
+__device__ inline double trans_at(const CrfArgs& a, std::int64_t ij) {
+  const double x = load(a.trans, a.f32, ij);
+  return a.allowed != nullptr && !a.allowed[ij] ? x - kInfD : x;
+}
+
+__device__ inline double start_at(const CrfArgs& a, std::int64_t k) {
+  const double x = a.start != nullptr ? load(a.start, a.f32, k) : 0.0;
+  return a.allowed_start != nullptr && !a.allowed_start[k] ? x - kInfD : x;
+}
+
+__device__ inline double end_at(const CrfArgs& a, std::int64_t k) {
+  const double x = a.end != nullptr ? load(a.end, a.f32, k) : 0.0;
+  return a.allowed_end != nullptr && !a.allowed_end[k] ? x - kInfD : x;
+}
+
+__global__ void viterbi_kernel(CrfArgs a, std::int64_t* __restrict__ paths, void* scores,
+                               std::int32_t* __restrict__ psi) {
+  KX_DYNAMIC_SHARED(double, smem);  // delta [K], nd [K]
+  __shared__ int flags[2];          // [0]: a NaN among the parameters or valid emissions
+  const std::int64_t b = blockIdx.x, T = a.T, K = a.K;
+  double* delta = smem;
+  double* nd = smem + K;
+  const unsigned tid = threadIdx.x, nt = blockDim.x;
+  if (tid == 0) flags[0] = 0;
+  std::int64_t* prow = paths + b * T;
+  for (std::int64_t t = tid; t < T; t += nt) prow[t] = -1;
+  __syncthreads();
+  // NaN parameters (the CPU's params_nan)
+  int bad = 0;
+  for (std::int64_t q = tid; q < K * K; q += nt) bad |= trans_at(a, q) != trans_at(a, q);
+  for (std::int64_t k = tid; k < K; k += nt) bad |= (start_at(a, k) != start_at(a, k)) | (end_at(a, k) != end_at(a, k));
+  if (bad) flags[0] = 1;
+  // the forward max-plus pass over the valid steps
+  const bool* mrow = a.mask != nullptr ? a.mask + b * T : nullptr;
+  std::int32_t* prow_psi = psi + b * T * K;
+  std::int64_t L = 0;
+  for (std::int64_t t = 0; t < T; ++t) {
+    if (mrow != nullptr && !mrow[t]) continue;
+    const std::int64_t hb = (b * T + t) * K;
+    if (L == 0) {
+      for (std::int64_t j = tid; j < K; j += nt) {
+        const double h = load(a.em, a.f32, hb + j);
+        if (h != h) flags[0] = 1;
+        delta[j] = start_at(a, j) + h;
+      }
+    } else {
+      for (std::int64_t j = tid; j < K; j += nt) {
+        double best = delta[0] + trans_at(a, j);
+        std::int32_t arg = 0;
+        for (std::int64_t i = 1; i < K; ++i) {
+          const double c = delta[i] + trans_at(a, i * K + j);
+          if (c > best) {
+            best = c;
+            arg = static_cast<std::int32_t>(i);
+          }
+        }
+        const double h = load(a.em, a.f32, hb + j);
+        if (h != h) flags[0] = 1;
+        nd[j] = best + h;
+        prow_psi[L * K + j] = arg;
+      }
+      __syncthreads();
+      for (std::int64_t j = tid; j < K; j += nt) delta[j] = nd[j];
+    }
+    __syncthreads();
+    ++L;
+  }
+  if (tid != 0) return;
+  double out;
+  if (L == 0) {
+    out = 0.0;
+  } else if (flags[0]) {
+    out = __builtin_nan("");
+  } else {
+    double score = delta[0] + end_at(a, 0);
+    std::int64_t tag = 0;
+    for (std::int64_t k = 1; k < K; ++k) {
+      const double c = delta[k] + end_at(a, k);
+      if (c > score) {
+        score = c;
+        tag = k;
+      }
+    }
+    out = score;
+    if (score != -kInfD) {
+      std::int64_t l = L - 1;
+      for (std::int64_t t = T - 1; t >= 0; --t) {
+        if (mrow != nullptr && !mrow[t]) continue;
+        prow[t] = tag;
+        if (l > 0) tag = prow_psi[l * K + tag];
+        --l;
+      }
+    }
+  }
+  if (a.f32) static_cast<float*>(scores)[b] = static_cast<float>(out);
+  else static_cast<double*>(scores)[b] = out;
+}
+
+}  // namespace
+
+void crf_viterbi(const CrfArgs& a, std::int64_t* paths, void* scores, std::int32_t* psi,
+                 cudaStream_t stream) {
+  if (a.B <= 0) return;
+  const unsigned threads = a.K >= 256 ? 256u : static_cast<unsigned>((a.K + 31) / 32 * 32);
+  auto k = &viterbi_kernel;
+  KX_LAUNCH(k, dim3(static_cast<unsigned>(a.B)), dim3(threads),
+            static_cast<std::size_t>(2 * a.K) * sizeof(double), stream, a, paths, scores, psi);
+}
+
+// ------------------------------------------------- the front door's entry
+
+void crf_viterbi_run(const char* op, const CrfArgs& a, int device, std::int64_t* paths, void* scores) {
+  KX_CHECK_VALUE(a.K <= kViterbiMaxK, op, "K = ", a.K, " tags is more than the CUDA Viterbi kernel takes (",
+                 kViterbiMaxK, "); pass host arrays");
+  DeviceScope scope(op, device);
+  check_pointer(op, a.em, device, "emissions");
+  check_pointer(op, a.trans, device, "transitions");
+  check_pointer(op, a.mask, device, "mask");
+  check_pointer(op, a.start, device, "start");
+  check_pointer(op, a.end, device, "end");
+  check_pointer(op, a.allowed, device, "allowed");
+  check_pointer(op, a.allowed_start, device, "allowed_start");
+  check_pointer(op, a.allowed_end, device, "allowed_end");
+  check_pointer(op, paths, device, "paths");
+  check_pointer(op, scores, device, "scores");
+  if (a.B == 0) return;
+  std::int32_t* psi = nullptr;
+  const std::size_t n = static_cast<std::size_t>(a.B * (a.T > 0 ? a.T : 1) * a.K);
+  const cudaStream_t st = stream();
+  check_call(op, cudaMallocAsync(reinterpret_cast<void**>(&psi), n * sizeof(std::int32_t), st), "cudaMallocAsync");
+  if (2 * a.K * static_cast<std::int64_t>(sizeof(double)) > 48 * 1024) {
+    auto k = &viterbi_kernel;
+    check_call(op, cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                        static_cast<int>(2 * a.K * sizeof(double))),
+               "cudaFuncSetAttribute");
+  }
+  crf_viterbi(a, paths, scores, psi, st);
+  const cudaError_t e = cudaGetLastError();
+  cudaFreeAsync(psi, st);
+  check_call(op, e, "the Viterbi kernel");
+}
+
+}  // namespace cuda
+}  // namespace kexue
