@@ -1,12 +1,13 @@
 // csrc/cuda/optim.cu - optimizer kernels on the GPU (issue 8), from the same
 // per-element rules as the CPU (kexue/optim/rules.hpp): SGD, Adam/AdamW, AdaX
-// and Lion (float and double parameters and state), one thread per element
-// in a grid-stride loop, and the float64 sum of squares
-// behind grad_norm / clip_grad_norm (warp shuffles, then one partial sum per
-// block in shared memory), and the in-place scale of clip_grad_norm_.
-// Compiled by nvcc (-Werror), and as plain C++ against tests/emu/cuda_emu.hpp
-// for the emulator tests. The front door (csrc/api/optim.cpp) reaches them
-// through optim_run / optim_sumsq / optim_scale at the end of this file.
+// and Lion (float and double parameters and state), the in-place scale of
+// clip_grad_norm_, and the float64 sum of squares behind grad_norm /
+// clip_grad_norm_ (warp shuffles, then one partial sum per block in shared
+// memory). Every kernel takes a list of up to kMaxTensors arrays in one
+// launch (multi-tensor, as apex). Compiled by nvcc (-Werror), and as plain
+// C++ against tests/emu/cuda_emu.hpp for the emulator tests. The front door
+// (csrc/api/optim.cpp) reaches them through optim_run / optim_sumsq /
+// optim_scale at the end of this file.
 #include <mutex>
 #include <string>
 #include <utility>
