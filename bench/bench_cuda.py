@@ -25,7 +25,8 @@ Lion: 20; clip: 12, as bench_optim) over kexue's time, and "kx %bw" that
 as a percent of the device-to-device copy bandwidth measured in the same
 run (``b.copy_(a)`` of 1 GiB, bytes read + written, best of 10).
 
-- ``crf.viterbi`` (float32, 25% of each row's tail masked, as prefixes)
+- ``crf.viterbi`` and ``crf.log_likelihood`` (float32, 25% of each row's
+  tail masked, as prefixes)
   against pytorch-crf's ``decode`` on the GPU (when installed; it returns
   Python lists) and kexue's own CPU kernels at the machine's threads
   ("kexue-cpu", wall-clock median), paths and scores checked equal first.
@@ -250,16 +251,51 @@ def run_viterbi(torch, name: str, repeats: int, quick: bool) -> list[Row]:
         rows.append(row(c, "kexue-cpu", _harness.time_median(
             lambda: kexue.crf.viterbi(em, A, mask=mask), _harness.budget(True))))
         if torchcrf is not None:
-            crf = torchcrf.CRF(K, batch_first=True).cuda()
-            with torch.no_grad():
-                crf.transitions.copy_(gA)
-                crf.start_transitions.zero_()
-                crf.end_transitions.zero_()
+            crf = _pytorch_crf(torch, torchcrf, gA)
             paths = crf.decode(gem, gmask)
             for b in range(min(B, 8)):  # pytorch-crf's paths are the valid prefix
                 n = int(mask[b].sum())
                 _harness.assert_equal(f"pytorch-crf path {b}", np.array(paths[b]), p_cpu[b, :n])
             rows.append(row(c, "pytorch-crf", gpu_time(torch, lambda: crf.decode(gem, gmask), max(3, repeats // 5))))
+        rows += _log_likelihood_rows(torch, torchcrf, name, repeats, (B, T, K), em, A, mask, gem, gA, gmask)
+    return rows
+
+
+def _pytorch_crf(torch, torchcrf, gA):
+    """pytorch-crf's CRF on the GPU with kexue's transitions and no start/end scores."""
+    crf = torchcrf.CRF(gA.shape[0], batch_first=True).cuda()
+    with torch.no_grad():
+        crf.transitions.copy_(gA)
+        crf.start_transitions.zero_()
+        crf.end_transitions.zero_()
+    return crf
+
+
+def _log_likelihood_rows(torch, torchcrf, name, repeats, shape, em, A, mask, gem, gA, gmask) -> list[Row]:
+    """crf.log_likelihood on the GPU (float64 inside) against pytorch-crf's forward
+    (reduction='none') on the GPU and kexue's CPU kernels, on viterbi's inputs."""
+    B, T, K = shape
+    c = Case("cuda", "crf.log_likelihood", f"B={B} T={T} K={K} ({name})", "float32", 1)
+    tags = np.random.default_rng(1).integers(0, K, (B, T))
+    gtags = torch.from_numpy(tags).cuda()
+    want = kexue.crf.log_likelihood(em.astype(np.float64), tags, A.astype(np.float64), mask=mask)
+    got = kexue.crf.log_likelihood(gem, gtags, gA, mask=gmask)
+    _harness.assert_close("cuda crf.log_likelihood vs the CPU in float64", got.cpu().numpy(), want,
+                          rtol=2 * np.finfo(np.float32).eps, atol=2 * np.finfo(np.float32).eps)
+    rows = [row(c, "kexue", gpu_time(torch, lambda: kexue.crf.log_likelihood(gem, gtags, gA, mask=gmask), repeats))]
+    rows.append(row(c, "kexue-cpu", _harness.time_median(
+        lambda: kexue.crf.log_likelihood(em, tags, A, mask=mask), _harness.budget(True))))
+    if torchcrf is not None:
+        crf = _pytorch_crf(torch, torchcrf, gA)
+        with torch.no_grad():
+            theirs = crf(gem, gtags, gmask, reduction="none")
+        _harness.assert_close("pytorch-crf log-likelihood vs kexue's", theirs.cpu().numpy(), want,
+                              rtol=1e-4, atol=1e-3)
+
+        def fwd():
+            with torch.no_grad():
+                return crf(gem, gtags, gmask, reduction="none")
+        rows.append(row(c, "pytorch-crf", gpu_time(torch, fwd, max(3, repeats // 5))))
     return rows
 
 

@@ -21,6 +21,7 @@ import pytest
 
 import kexue
 import kexue.cuda as kc
+import kexue.reference.crf
 from kexue.optim import functional as F
 
 
@@ -150,7 +151,7 @@ def test_host_memory_labelled_gpu_refused():
 def test_ops_without_cuda_kernels_refused():
     p, g, m, v = _host()
     with pytest.raises(ValueError, match="in GPU memory; this function has no CUDA kernel yet"):
-        kexue.crf.log_partition(FakeGPU(np.zeros((2, 3, 4))), np.zeros((4, 4)))
+        kexue.crf.marginals(FakeGPU(np.zeros((2, 3, 4))), np.zeros((4, 4)))
     with pytest.raises(ValueError, match="in GPU memory; this function has no CUDA kernel yet"):
         kexue.losses.multilabel_crossentropy(FakeGPU(np.zeros((2, 3))), np.zeros((2, 3)))
     if kc.built():
@@ -171,6 +172,27 @@ def test_viterbi_gpu_arguments():
         kexue.crf.viterbi(em, FakeGPU(np.zeros((4, 4))), allowed=(None, None))
     with pytest.raises(ValueError, match=r"\[kexue.crf.viterbi\] stream is for GPU arrays"):
         kexue.crf.viterbi(np.zeros((2, 3, 4)), np.zeros((4, 4)), stream=0)
+
+
+@pytest.mark.skipif(not kc.built(), reason="kexue._cuda not built")
+@pytest.mark.parametrize("op", ["log_partition", "log_likelihood"])
+def test_crf_forward_gpu_arguments(op):
+    """crf.log_partition/log_likelihood's GPU path: the same refusals as viterbi's."""
+    fn = getattr(kexue.crf, op)
+    call = (lambda em, A, **kw: fn(em, FakeGPU(np.zeros((2, 3), np.int64)), A, **kw)) if op == "log_likelihood" else fn
+    em, A = FakeGPU(np.zeros((2, 3, 4))), FakeGPU(np.zeros((4, 4)))
+    with pytest.raises(TypeError, match=rf"\[kexue.crf.{op}\] kexue allocates GPU outputs with the input's library"):
+        call(em, A)
+    with pytest.raises(ValueError, match=rf"\[kexue.crf.{op}\] emissions must be 3-D \[B,T,K\]; got shape \(2, 3\)"):
+        call(FakeGPU(np.zeros((2, 3))), A)
+    with pytest.raises(ValueError, match=rf"\[kexue.crf.{op}\] allowed must be .* a triple"):
+        call(em, A, allowed=(None,))
+    h, t = np.zeros((2, 3, 4)), np.zeros((4, 4))
+    with pytest.raises(ValueError, match=rf"\[kexue.crf.{op}\] stream is for GPU arrays"):
+        fn(h, np.zeros((2, 3), np.int64), t, stream=0) if op == "log_likelihood" else fn(h, t, stream=0)
+    ref = getattr(kexue.reference.crf, op)
+    with pytest.raises(ValueError, match=rf"\[kexue.reference.crf.{op}\] stream is for GPU arrays"):
+        ref(h, np.zeros((2, 3), np.int64), t, stream=0) if op == "log_likelihood" else ref(h, t, stream=0)
 
 
 @pytest.mark.skipif(not kc.built(), reason="kexue._cuda not built")
@@ -395,6 +417,48 @@ def test_gpu_viterbi_bitwise_equal_cpu(dtype, shape):
         np.testing.assert_array_equal(to_host(got_p), want_p)
         np.testing.assert_array_equal(to_host(got_s), want_s)
         assert to_host(got_s).dtype == dtype
+
+
+@pytest.mark.gpu
+@gpu
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(6, 9, 5), (3, 1, 1), (2, 0, 3), (4, 33, 300), (64, 50, 40)])
+def test_gpu_crf_forward_matches_cpu(dtype, shape):
+    """log Z and log p(tags) on the GPU (float64 inside) against the CPU's float64
+    results: 1e-12 relative in float64, two float32 ulps in float32."""
+    B, T, K = shape
+    r = np.random.default_rng(B * 100 + T + K)
+    em = r.standard_normal(shape).astype(dtype)
+    A = r.standard_normal((K, K)).astype(dtype)
+    start, end = r.standard_normal(K).astype(dtype), r.standard_normal(K).astype(dtype)
+    tags = r.integers(0, K, (B, T))
+    mask = r.random((B, T)) < 0.8
+    if B > 1:
+        mask[1] = False  # an empty row
+    allowed = (r.random((K, K)) < 0.8, r.random(K) < 0.8, r.random(K) < 0.8)
+    tol = 2 * np.finfo(np.float32).eps if dtype == np.float32 else 1e-12
+    for kw in [{}, {"mask": mask, "start": start, "end": end, "allowed": allowed}]:
+        hkw = {k: (tuple(x.astype(np.float64) if x.dtype == dtype else x for x in v) if isinstance(v, tuple)
+                   else (v.astype(np.float64) if v.dtype == dtype else v)) for k, v in kw.items()}
+        want_z = kexue.crf.log_partition(em.astype(np.float64), A.astype(np.float64), **hkw)
+        want_l = kexue.crf.log_likelihood(em.astype(np.float64), tags, A.astype(np.float64), **hkw)
+        gkw = {k: (tuple(to_gpu(x) for x in v) if isinstance(v, tuple) else to_gpu(v)) for k, v in kw.items()}
+        got_z = kexue.crf.log_partition(to_gpu(em), to_gpu(A), **gkw)
+        got_l = kexue.crf.log_likelihood(to_gpu(em), to_gpu(tags), to_gpu(A), **gkw)
+        sync()
+        for got, want in [(to_host(got_z), want_z), (to_host(got_l), want_l)]:
+            assert got.dtype == dtype and got.shape == (B,)
+            np.testing.assert_array_equal(np.isfinite(got), np.isfinite(want))
+            np.testing.assert_array_equal(got[~np.isfinite(want)], want[~np.isfinite(want)])
+            fin = np.isfinite(want)
+            np.testing.assert_array_less(np.abs(got[fin] - want[fin]), tol * np.maximum(1.0, np.abs(want[fin])) + 1e-300)
+    bad = tags.copy()
+    if B and T:
+        bad[0, 0] = K
+        out = None
+        with pytest.raises(IndexError, match=r"\[kexue.crf.log_likelihood\] tags"):
+            out = kexue.crf.log_likelihood(to_gpu(em), to_gpu(bad), to_gpu(A))
+        assert out is None
 
 
 @pytest.mark.gpu

@@ -1,5 +1,6 @@
 // csrc/api/crf.cpp - the front door of kexue::crf: every check, then the one
-// dispatch point (the CPU backend; the CUDA one for viterbi on GPU arrays).
+// dispatch point (the CPU backend; the CUDA one for log_partition,
+// log_likelihood and viterbi on GPU arrays).
 #include "kexue/crf.hpp"
 
 #include <string>
@@ -100,9 +101,88 @@ void store(const std::vector<double>& src, const Array& dst) {
 
 }  // namespace
 
+namespace {
+
+/// The checks of a CRF call on GPU arrays: as for host arrays, without
+/// reading any array (they live on the device), every array on the
+/// emissions' device. `arg` checks one more array the same way.
+struct GpuCall {
+  const char* op;
+  int dev;
+  std::int64_t B, T, K;
+  DType dt;
+  void arg(const Array& x, const char* name, DType want_dt, const std::vector<std::int64_t>& want,
+           const char* layout) const {
+    api::check_device(op, x, name, dev, "emissions");
+    api::check_ndim(op, x, name, static_cast<int>(want.size()), layout, true);
+    api::check_dtype(op, x, name, want_dt);
+    api::check_shape(op, x, name, want, layout);
+  }
+};
+
+GpuCall gpu_call(const char* op, const Array& em, const Array& trans, const Options& opt,
+                 cuda::CrfArgs* a) {
+  api::check_ndim(op, em, "emissions", 3, "[B,T,K]", true);
+  api::check_float(op, em, "emissions");
+  const GpuCall c{op, em.device, em.dim(0), em.dim(1), em.dim(2), em.dtype};
+  KX_CHECK_VALUE(c.K >= 1, op, "emissions must have at least one tag (K >= 1); got shape ", em.shape_str());
+  c.arg(trans, "transitions", c.dt, {c.K, c.K}, "[K,K]");
+  if (opt.mask) c.arg(*opt.mask, "mask", DType::Bool, {c.B, c.T}, "[B,T]");
+  if (opt.start) c.arg(*opt.start, "start", c.dt, {c.K}, "[K]");
+  if (opt.end) c.arg(*opt.end, "end", c.dt, {c.K}, "[K]");
+  if (opt.allowed) c.arg(*opt.allowed, "allowed", DType::Bool, {c.K, c.K}, "[K,K]");
+  if (opt.allowed_start) c.arg(*opt.allowed_start, "allowed_start", DType::Bool, {c.K}, "[K]");
+  if (opt.allowed_end) c.arg(*opt.allowed_end, "allowed_end", DType::Bool, {c.K}, "[K]");
+  auto ptr = [](const std::optional<Array>& x) -> const void* { return x ? x->data : nullptr; };
+  *a = cuda::CrfArgs{em.data,
+                     em.dtype == DType::Float32,
+                     c.B,
+                     c.T,
+                     c.K,
+                     static_cast<const bool*>(ptr(opt.mask)),
+                     trans.data,
+                     ptr(opt.start),
+                     ptr(opt.end),
+                     static_cast<const bool*>(ptr(opt.allowed)),
+                     static_cast<const bool*>(ptr(opt.allowed_start)),
+                     static_cast<const bool*>(ptr(opt.allowed_end))};
+  return c;
+}
+
+/// log Z (tags null) or log p(tags) on GPU arrays.
+void forward_gpu(const char* op, const Array& em, const Array* tags, const Array& trans,
+                 const Options& opt, const Array& out) {
+  cuda::CrfArgs a{};
+  const GpuCall c = gpu_call(op, em, trans, opt, &a);
+  if (tags) {
+    api::check_device(op, *tags, "tags", c.dev, "emissions");
+    api::check_ndim(op, *tags, "tags", 2, "[B,T]", true);
+    api::check_index(op, *tags, "tags");
+    api::check_shape(op, *tags, "tags", {c.B, c.T}, "[B,T]");
+  }
+  c.arg(out, "out", c.dt, {c.B}, "[B]");
+  cuda::crf_forward_run(op, a, c.dev, tags ? tags->data : nullptr, tags && tags->dtype == DType::Int64,
+                        out.data);
+}
+
+void viterbi_gpu(const char* op, const Array& em, const Array& trans, const Options& opt,
+                 const Array& paths, const Array& scores) {
+  cuda::CrfArgs a{};
+  const GpuCall c = gpu_call(op, em, trans, opt, &a);
+  c.arg(paths, "paths", DType::Int64, {c.B, c.T}, "[B,T]");
+  c.arg(scores, "scores", c.dt, {c.B}, "[B]");
+  cuda::crf_viterbi_run(op, a, c.dev, paths.ptr<std::int64_t>(), scores.data);
+}
+
+}  // namespace
+
 void log_partition(const Array& emissions, const Array& transitions, const Options& opt,
                    const Array& out) {
   const char* op = "crf.log_partition";
+  if (emissions.on_gpu()) {
+    forward_gpu(op, emissions, nullptr, transitions, opt, out);
+    return;
+  }
   const Prepared p = check_inputs(op, emissions, nullptr, transitions, opt);
   api::check_arg(op, out, "out", p.dt, {p.B}, "[B]");
   cpu::CrfOutputs o;
@@ -113,6 +193,10 @@ void log_partition(const Array& emissions, const Array& transitions, const Optio
 void log_likelihood(const Array& emissions, const Array& tags, const Array& transitions,
                     const Options& opt, const Array& out) {
   const char* op = "crf.log_likelihood";
+  if (emissions.on_gpu()) {
+    forward_gpu(op, emissions, &tags, transitions, opt, out);
+    return;
+  }
   const Prepared p = check_inputs(op, emissions, &tags, transitions, opt);
   api::check_arg(op, out, "out", p.dt, {p.B}, "[B]");
   cpu::CrfOutputs o;
@@ -153,51 +237,6 @@ void marginals(const Array& emissions, const Array& transitions, const Options& 
   o.out2 = out.data;
   cpu::crf_run(cpu::Job::Marginals, inputs(p, emissions, nullptr), 0, o);
 }
-
-namespace {
-
-/// crf.viterbi on GPU arrays: the same checks without reading any array
-/// (they live on the device), every array on the emissions' device.
-void viterbi_gpu(const char* op, const Array& em, const Array& trans, const Options& opt,
-                 const Array& paths, const Array& scores) {
-  const int dev = em.device;
-  api::check_ndim(op, em, "emissions", 3, "[B,T,K]", true);
-  api::check_float(op, em, "emissions");
-  const std::int64_t B = em.dim(0), T = em.dim(1), K = em.dim(2);
-  KX_CHECK_VALUE(K >= 1, op, "emissions must have at least one tag (K >= 1); got shape ", em.shape_str());
-  auto arg = [&](const Array& x, const char* name, DType dt, const std::vector<std::int64_t>& want,
-                 const char* layout) {
-    api::check_device(op, x, name, dev, "emissions");
-    api::check_ndim(op, x, name, static_cast<int>(want.size()), layout, true);
-    api::check_dtype(op, x, name, dt);
-    api::check_shape(op, x, name, want, layout);
-  };
-  arg(trans, "transitions", em.dtype, {K, K}, "[K,K]");
-  if (opt.mask) arg(*opt.mask, "mask", DType::Bool, {B, T}, "[B,T]");
-  if (opt.start) arg(*opt.start, "start", em.dtype, {K}, "[K]");
-  if (opt.end) arg(*opt.end, "end", em.dtype, {K}, "[K]");
-  if (opt.allowed) arg(*opt.allowed, "allowed", DType::Bool, {K, K}, "[K,K]");
-  if (opt.allowed_start) arg(*opt.allowed_start, "allowed_start", DType::Bool, {K}, "[K]");
-  if (opt.allowed_end) arg(*opt.allowed_end, "allowed_end", DType::Bool, {K}, "[K]");
-  arg(paths, "paths", DType::Int64, {B, T}, "[B,T]");
-  arg(scores, "scores", em.dtype, {B}, "[B]");
-  auto ptr = [](const std::optional<Array>& x) -> const void* { return x ? x->data : nullptr; };
-  const cuda::CrfArgs a{em.data,
-                        em.dtype == DType::Float32,
-                        B,
-                        T,
-                        K,
-                        static_cast<const bool*>(ptr(opt.mask)),
-                        trans.data,
-                        ptr(opt.start),
-                        ptr(opt.end),
-                        static_cast<const bool*>(ptr(opt.allowed)),
-                        static_cast<const bool*>(ptr(opt.allowed_start)),
-                        static_cast<const bool*>(ptr(opt.allowed_end))};
-  cuda::crf_viterbi_run(op, a, dev, paths.ptr<std::int64_t>(), scores.data);
-}
-
-}  // namespace
 
 void viterbi(const Array& emissions, const Array& transitions, const Options& opt,
              const Array& paths, const Array& scores) {

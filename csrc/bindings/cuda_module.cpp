@@ -21,6 +21,38 @@ void register_optim(py::module_& m);
 }  // namespace bind
 }  // namespace kexue
 
+namespace {
+
+/// A GPU array argument of `op`, or a TypeError naming it.
+kexue::Array gpu_arg(const char* op, const py::object& o, const char* name, bool writes) {
+  if (auto a = kexue::bind::gpu_view(op, o, name, writes)) return *a;
+  kexue::fail(kexue::ErrorKind::Type, op, name, " must be an array in GPU memory (as the emissions are); got ",
+              py::str(py::type::of(o)).cast<std::string>());
+}
+
+/// The emissions, transitions and options of a CRF call on GPU arrays.
+struct CrfViews {
+  kexue::Array em, trans;
+  kexue::crf::Options opt;
+  CrfViews(const char* op, const py::object& e, const py::object& t, const py::object& mask,
+           const py::object& start, const py::object& end, const py::object& allowed,
+           const py::object& allowed_start, const py::object& allowed_end)
+      : em(gpu_arg(op, e, "emissions", false)), trans(gpu_arg(op, t, "transitions", false)) {
+    auto o = [&](const py::object& x, const char* name) -> std::optional<kexue::Array> {
+      if (x.is_none()) return std::nullopt;
+      return gpu_arg(op, x, name, false);
+    };
+    opt.mask = o(mask, "mask");
+    opt.start = o(start, "start");
+    opt.end = o(end, "end");
+    opt.allowed = o(allowed, "allowed");
+    opt.allowed_start = o(allowed_start, "allowed_start");
+    opt.allowed_end = o(allowed_end, "allowed_end");
+  }
+};
+
+}  // namespace
+
 PYBIND11_MODULE(_cuda, m) {
   m.doc() = "kexue's CUDA kernels (private: use the kexue package; see kexue.cuda)";
   kexue::bind::register_errors();
@@ -33,37 +65,44 @@ PYBIND11_MODULE(_cuda, m) {
   m.def("get_stream", [] { return reinterpret_cast<std::uintptr_t>(kexue::cuda::current_stream()); });
   kexue::bind::register_optim(m);
 
-  // crf.viterbi into caller-allocated GPU outputs (kexue.crf allocates them
-  // with the emissions' library); None for the absent options.
+  // crf.viterbi, log_partition and log_likelihood into caller-allocated GPU
+  // outputs (kexue.crf allocates them with the emissions' library); None for
+  // the absent options.
   m.def(
       "crf_viterbi_into",
       [](const py::object& em, const py::object& trans, const py::object& mask, const py::object& start,
          const py::object& end, const py::object& allowed, const py::object& allowed_start,
          const py::object& allowed_end, const py::object& paths, const py::object& scores) {
         const char* op = "crf.viterbi";
-        auto view = [&](const py::object& o, const char* name, bool writes) {
-          if (auto a = kexue::bind::gpu_view(op, o, name, writes)) return *a;
-          kexue::fail(kexue::ErrorKind::Type, op, name,
-                      " must be an array in GPU memory (as the emissions are); got ",
-                      py::str(py::type::of(o)).cast<std::string>());
-        };
-        auto opt = [&](const py::object& o, const char* name) -> std::optional<kexue::Array> {
-          if (o.is_none()) return std::nullopt;
-          return view(o, name, false);
-        };
-        kexue::crf::Options o;
-        o.mask = opt(mask, "mask");
-        o.start = opt(start, "start");
-        o.end = opt(end, "end");
-        o.allowed = opt(allowed, "allowed");
-        o.allowed_start = opt(allowed_start, "allowed_start");
-        o.allowed_end = opt(allowed_end, "allowed_end");
-        const kexue::Array e = view(em, "emissions", false), t = view(trans, "transitions", false);
-        const kexue::Array p = view(paths, "paths", true), s = view(scores, "scores", true);
+        const CrfViews v(op, em, trans, mask, start, end, allowed, allowed_start, allowed_end);
+        const kexue::Array p = gpu_arg(op, paths, "paths", true), s = gpu_arg(op, scores, "scores", true);
         py::gil_scoped_release nogil;
-        kexue::crf::viterbi(e, t, o, p, s);
+        kexue::crf::viterbi(v.em, v.trans, v.opt, p, s);
       },
       py::arg("emissions"), py::arg("transitions"), py::arg("mask"), py::arg("start"), py::arg("end"),
       py::arg("allowed"), py::arg("allowed_start"), py::arg("allowed_end"), py::arg("paths"),
       py::arg("scores"));
+  m.def(
+      "crf_forward_into",
+      [](const std::string& which, const py::object& em, const py::object& tags, const py::object& trans,
+         const py::object& mask, const py::object& start, const py::object& end, const py::object& allowed,
+         const py::object& allowed_start, const py::object& allowed_end, const py::object& out) {
+        const bool ll = which == "crf.log_likelihood";
+        KX_CHECK_VALUE(ll || which == "crf.log_partition", "kexue._cuda.crf_forward_into", "op must be ",
+                       "crf.log_partition or crf.log_likelihood; got ", which);
+        const char* op = ll ? "crf.log_likelihood" : "crf.log_partition";
+        const CrfViews v(op, em, trans, mask, start, end, allowed, allowed_start, allowed_end);
+        const kexue::Array o = gpu_arg(op, out, "out", true);
+        if (ll) {
+          const kexue::Array t = gpu_arg(op, tags, "tags", false);
+          py::gil_scoped_release nogil;
+          kexue::crf::log_likelihood(v.em, t, v.trans, v.opt, o);
+        } else {
+          py::gil_scoped_release nogil;
+          kexue::crf::log_partition(v.em, v.trans, v.opt, o);
+        }
+      },
+      py::arg("op"), py::arg("emissions"), py::arg("tags"), py::arg("transitions"), py::arg("mask"),
+      py::arg("start"), py::arg("end"), py::arg("allowed"), py::arg("allowed_start"), py::arg("allowed_end"),
+      py::arg("out"));
 }

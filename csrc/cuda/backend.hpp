@@ -55,6 +55,11 @@ double optim_sumsq(const char* op, const std::vector<Array>& grads, int device, 
 /// g *= f in each array's dtype (as the CPU's optim_scale).
 void optim_scale(const char* op, const std::vector<Array>& grads, int device, double f);
 
+/// crf.log_partition (tags null) or crf.log_likelihood of checked arguments
+/// on `device` into out [B] (the emissions' dtype); the tags' range is
+/// checked on the device first (an IndexError, nothing written).
+void crf_forward_run(const char* op, const CrfArgs& a, int device, const void* tags, bool tags64, void* out);
+
 /// crf.viterbi of checked arguments on `device`: paths [B,T] int64 and
 /// scores [B] (the emissions' dtype) written there.
 void crf_viterbi_run(const char* op, const CrfArgs& a, int device, std::int64_t* paths, void* scores);

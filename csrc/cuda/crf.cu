@@ -1,10 +1,15 @@
-// csrc/cuda/crf.cu - CRF decoding on the GPU (issue 8): Viterbi, one block a
-// sequence and a thread a tag (looping when K exceeds the block), the step
-// scores in shared memory, with the CPU's arithmetic (kexue/decoders/
-// common.hpp's max_plus_step and viterbi_chain: double sums, strict > so
-// ties go to the lowest index and NaN candidates never win), so the paths
-// and scores are the CPU's bit for bit. Compiled by nvcc (-Werror) and, for
-// the emulator tests, as plain C++.
+// csrc/cuda/crf.cu - the CRF on the GPU (issue 8), one block a sequence and
+// a thread a tag (looping when K exceeds the block), the step scores in
+// shared memory:
+// - Viterbi with the CPU's arithmetic (kexue/decoders/common.hpp's
+//   max_plus_step and viterbi_chain: double sums, strict > so ties go to the
+//   lowest index and NaN candidates never win): the CPU's paths and scores
+//   bit for bit;
+// - the forward algorithm (log Z, log p(tags)) in log space and double
+//   precision, as the CPU computes it whatever the dtype: the CPU's results
+//   to rounding (its exp-domain recurrence adds in another order).
+// Compiled by nvcc (-Werror) and, for the emulator tests, as plain C++.
+#include <cmath>
 #include <string>
 #include <vector>
 
@@ -122,6 +127,96 @@ __global__ void viterbi_kernel(CrfArgs a, std::int64_t* __restrict__ paths, void
   else static_cast<double*>(scores)[b] = out;
 }
 
+/// log-sum-exp over i < K of x_i + A[i,j] (column) or x_i + e_i (the end),
+/// the max first: -inf when every term is -inf; a NaN term (or a +inf one)
+/// gives NaN, as on the CPU.
+__device__ inline double lse_col(const double* x, const CrfArgs& a, std::int64_t j, bool column) {
+  const std::int64_t K = a.K;
+  double m = -kInfD;
+  bool nan = false;
+  for (std::int64_t i = 0; i < K; ++i) {
+    const double v = x[i] + (column ? trans_at(a, i * K + j) : end_at(a, i));
+    m = v > m ? v : m;
+    nan = nan || v != v;
+  }
+  if (nan) return __builtin_nan("");  // NaN in, NaN out, even beside -inf terms
+  if (m == -kInfD) return -kInfD;
+  double sum = 0.0;
+  for (std::int64_t i = 0; i < K; ++i) {
+    const double v = x[i] + (column ? trans_at(a, i * K + j) : end_at(a, i));
+    sum += exp(v - m);
+  }
+  return m + log(sum);
+}
+
+__device__ inline std::int64_t tag_at(const void* tags, bool tags64, std::int64_t i) {
+  return tags64 ? static_cast<const std::int64_t*>(tags)[i]
+                : static_cast<std::int64_t>(static_cast<const std::int32_t*>(tags)[i]);
+}
+
+/// bad[0..3) = (1, value, flat index) of a tag outside [0, K) at a valid step
+/// (any one of them, if several), else bad[0] stays 0.
+__global__ void check_tags_kernel(const void* tags, bool tags64, const bool* mask, std::int64_t n,
+                                  std::int64_t K, std::int64_t* bad) {
+  const std::int64_t stride = static_cast<std::int64_t>(gridDim.x) * blockDim.x;
+  for (std::int64_t i = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride) {
+    if (mask != nullptr && !mask[i]) continue;
+    const std::int64_t y = tag_at(tags, tags64, i);
+    if (y < 0 || y >= K) {
+      bad[0] = 1;
+      bad[1] = y;
+      bad[2] = i;
+    }
+  }
+}
+
+/// The forward algorithm in log space and double precision, one block a
+/// sequence: out[b] = log Z (tags null) or log p(tags) = score - log Z (-inf
+/// for a forbidden path), 0 / 0 for a row without valid steps.
+__global__ void forward_kernel(CrfArgs a, const void* tags, bool tags64, void* out) {
+  KX_DYNAMIC_SHARED(double, smem);  // alpha [K], next [K]
+  const std::int64_t b = blockIdx.x, T = a.T, K = a.K;
+  double* alpha = smem;
+  double* nxt = smem + K;
+  const unsigned tid = threadIdx.x, nt = blockDim.x;
+  const bool* mrow = a.mask != nullptr ? a.mask + b * T : nullptr;
+  std::int64_t L = 0;
+  for (std::int64_t t = 0; t < T; ++t) {
+    if (mrow != nullptr && !mrow[t]) continue;
+    const std::int64_t hb = (b * T + t) * K;
+    if (L == 0) {
+      for (std::int64_t j = tid; j < K; j += nt) alpha[j] = start_at(a, j) + load(a.em, a.f32, hb + j);
+    } else {
+      for (std::int64_t j = tid; j < K; j += nt) nxt[j] = lse_col(alpha, a, j, true) + load(a.em, a.f32, hb + j);
+      __syncthreads();
+      for (std::int64_t j = tid; j < K; j += nt) alpha[j] = nxt[j];
+    }
+    __syncthreads();
+    ++L;
+  }
+  if (tid != 0) return;
+  double r = 0.0;
+  if (L > 0) {
+    const double logz = lse_col(alpha, a, 0, false);
+    r = logz;
+    if (tags != nullptr) {
+      double sc = 0.0;
+      std::int64_t prev = -1;
+      for (std::int64_t t = 0; t < T; ++t) {
+        if (mrow != nullptr && !mrow[t]) continue;
+        const std::int64_t y = tag_at(tags, tags64, b * T + t);
+        const double h = load(a.em, a.f32, (b * T + t) * K + y);
+        sc = prev < 0 ? start_at(a, y) + h : sc + (trans_at(a, prev * K + y) + h);
+        prev = y;
+      }
+      sc += end_at(a, prev);
+      r = sc == -kInfD ? -kInfD : sc - logz;
+    }
+  }
+  if (a.f32) static_cast<float*>(out)[b] = static_cast<float>(r);
+  else static_cast<double*>(out)[b] = r;
+}
+
 }  // namespace
 
 void crf_viterbi(const CrfArgs& a, std::int64_t* paths, void* scores, std::int32_t* psi,
@@ -133,12 +228,30 @@ void crf_viterbi(const CrfArgs& a, std::int64_t* paths, void* scores, std::int32
             static_cast<std::size_t>(2 * a.K) * sizeof(double), stream, a, paths, scores, psi);
 }
 
-// ------------------------------------------------- the front door's entry
+unsigned crf_check_tags_blocks(std::int64_t n) { return blocks_for(n, 256, 1024); }
 
-void crf_viterbi_run(const char* op, const CrfArgs& a, int device, std::int64_t* paths, void* scores) {
-  KX_CHECK_VALUE(a.K <= kViterbiMaxK, op, "K = ", a.K, " tags is more than the CUDA Viterbi kernel takes (",
+void crf_check_tags(const void* tags, bool tags64, const bool* mask, std::int64_t n, std::int64_t K,
+                    std::int64_t* bad, cudaStream_t stream) {
+  if (n <= 0) return;
+  auto k = &check_tags_kernel;
+  KX_LAUNCH(k, dim3(crf_check_tags_blocks(n)), dim3(256), 0, stream, tags, tags64, mask, n, K, bad);
+}
+
+void crf_forward(const CrfArgs& a, const void* tags, bool tags64, void* out, cudaStream_t stream) {
+  if (a.B <= 0) return;
+  const unsigned threads = a.K >= 256 ? 256u : static_cast<unsigned>((a.K + 31) / 32 * 32);
+  auto k = &forward_kernel;
+  KX_LAUNCH(k, dim3(static_cast<unsigned>(a.B)), dim3(threads),
+            static_cast<std::size_t>(2 * a.K) * sizeof(double), stream, a, tags, tags64, out);
+}
+
+// ------------------------------------------------- the front door's entries
+
+namespace {
+
+void check_args(const char* op, const CrfArgs& a, int device) {
+  KX_CHECK_VALUE(a.K <= kViterbiMaxK, op, "K = ", a.K, " tags is more than the CUDA CRF kernels take (",
                  kViterbiMaxK, "); pass host arrays");
-  DeviceScope scope(op, device);
   check_pointer(op, a.em, device, "emissions");
   check_pointer(op, a.trans, device, "transitions");
   check_pointer(op, a.mask, device, "mask");
@@ -147,6 +260,50 @@ void crf_viterbi_run(const char* op, const CrfArgs& a, int device, std::int64_t*
   check_pointer(op, a.allowed, device, "allowed");
   check_pointer(op, a.allowed_start, device, "allowed_start");
   check_pointer(op, a.allowed_end, device, "allowed_end");
+}
+
+void allow_shared(const char* op, void (*k)(CrfArgs, const void*, bool, void*), std::int64_t K) {
+  if (2 * K * static_cast<std::int64_t>(sizeof(double)) > 48 * 1024)
+    check_call(op, cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                        static_cast<int>(2 * K * sizeof(double))),
+               "cudaFuncSetAttribute");
+}
+
+}  // namespace
+
+void crf_forward_run(const char* op, const CrfArgs& a, int device, const void* tags, bool tags64,
+                     void* out) {
+  DeviceScope scope(op, device);
+  check_args(op, a, device);
+  check_pointer(op, tags, device, "tags");
+  check_pointer(op, out, device, "out");
+  if (a.B == 0) return;
+  const cudaStream_t st = stream();
+  if (tags != nullptr && a.T > 0) {  // the tags' range first: a call that raises writes nothing
+    std::int64_t* bad = nullptr;
+    std::int64_t host[3] = {0, 0, 0};
+    check_call(op, cudaMallocAsync(reinterpret_cast<void**>(&bad), sizeof host, st), "cudaMallocAsync");
+    cudaError_t e = cudaMemsetAsync(bad, 0, sizeof host, st);
+    if (e == cudaSuccess) {
+      crf_check_tags(tags, tags64, a.mask, a.B * a.T, a.K, bad, st);
+      e = cudaGetLastError();
+    }
+    if (e == cudaSuccess) e = cudaMemcpyAsync(host, bad, sizeof host, cudaMemcpyDeviceToHost, st);
+    if (e == cudaSuccess) e = cudaStreamSynchronize(st);
+    cudaFreeAsync(bad, st);
+    check_call(op, e, "the tags check");
+    if (host[0] != 0)
+      fail(ErrorKind::Index, op, "tags must be in [0, ", a.K, ") on valid steps; got ", host[1], " at (",
+           host[2] / a.T, ", ", host[2] % a.T, ")");
+  }
+  allow_shared(op, &forward_kernel, a.K);
+  crf_forward(a, tags, tags64, out, st);
+  check_launch(op);
+}
+
+void crf_viterbi_run(const char* op, const CrfArgs& a, int device, std::int64_t* paths, void* scores) {
+  DeviceScope scope(op, device);
+  check_args(op, a, device);
   check_pointer(op, paths, device, "paths");
   check_pointer(op, scores, device, "scores");
   if (a.B == 0) return;

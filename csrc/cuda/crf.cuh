@@ -17,5 +17,17 @@ namespace cuda {
 void crf_viterbi(const CrfArgs& a, std::int64_t* paths, void* scores, std::int32_t* psi,
                  cudaStream_t stream);
 
+/// The forward algorithm (double precision, log space), one block a
+/// sequence: out [B] in the emissions' dtype = log Z, or with tags [B,T]
+/// (int32, or int64 when tags64) log p(tags) = score - log Z (-inf for a
+/// forbidden path); 0 for a row without valid steps. Tags are not checked here.
+void crf_forward(const CrfArgs& a, const void* tags, bool tags64, void* out, cudaStream_t stream);
+
+/// bad[0..3) = (1, value, flat index) when a tag at a valid step (mask
+/// nullable) is outside [0, K); bad must hold zeros on entry.
+unsigned crf_check_tags_blocks(std::int64_t n);
+void crf_check_tags(const void* tags, bool tags64, const bool* mask, std::int64_t n, std::int64_t K,
+                    std::int64_t* bad, cudaStream_t stream);
+
 }  // namespace cuda
 }  // namespace kexue

@@ -26,6 +26,8 @@ double optim_sumsq(const char* op, const std::vector<Array>&, int, bool*) { no_k
 
 void optim_scale(const char* op, const std::vector<Array>&, int, double) { no_kernel(op); }
 
+void crf_forward_run(const char* op, const CrfArgs&, int, const void*, bool, void*) { no_kernel(op); }
+
 void crf_viterbi_run(const char* op, const CrfArgs&, int, std::int64_t*, void*) { no_kernel(op); }
 
 }  // namespace cuda

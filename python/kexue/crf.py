@@ -67,6 +67,11 @@ class CRFGrad(NamedTuple):
     d_end: np.ndarray
 
 
+def _host_stream(op, stream):
+    if stream is not None:
+        raise ValueError(f"[kexue.{op}] stream is for GPU arrays; these are host arrays (got {stream!r})")
+
+
 def _opts(op, mask, start, end, allowed):
     al, als, ale = split_allowed(op, allowed)
     return dict(
@@ -75,8 +80,13 @@ def _opts(op, mask, start, end, allowed):
     )
 
 
-def log_partition(emissions, transitions, *, mask=None, start=None, end=None, allowed=None):
+def log_partition(emissions, transitions, *, mask=None, start=None, end=None, allowed=None, stream=None):
     """log Z per sequence: the log-sum-exp of the scores of every (allowed) path.
+
+    On the GPU (every array in GPU memory, torch.cuda or CuPy): the result
+    comes back there, allocated by the emissions' library, computed in
+    float64 whatever the dtype and within rounding of the CPU's (the sums run
+    in another order); ``stream`` as in :mod:`kexue.cuda` (None for host arrays).
 
     Parameters
     ----------
@@ -100,13 +110,21 @@ def log_partition(emissions, transitions, *, mask=None, start=None, end=None, al
 
     Reference twin: :func:`kexue.reference.crf.log_partition`.
     """
+    if _kcuda.is_gpu_array(emissions):
+        return _kcuda._crf_forward("crf.log_partition", emissions, None, transitions, mask, start, end,
+                                   allowed, stream)
+    _host_stream("crf.log_partition", stream)
     return _core.crf_log_partition(
         arr(emissions), arr(transitions), **_opts("crf.log_partition", mask, start, end, allowed)
     )
 
 
-def log_likelihood(emissions, tags, transitions, *, mask=None, start=None, end=None, allowed=None):
+def log_likelihood(emissions, tags, transitions, *, mask=None, start=None, end=None, allowed=None,
+                   stream=None):
     """log p(tags | emissions) = S(tags) - log Z per sequence (<= 0).
+
+    On the GPU as :func:`log_partition` (tags in GPU memory too; a tag out of
+    range raises IndexError before anything is written).
 
     Parameters
     ----------
@@ -128,6 +146,10 @@ def log_likelihood(emissions, tags, transitions, *, mask=None, start=None, end=N
 
     Reference twin: :func:`kexue.reference.crf.log_likelihood`.
     """
+    if _kcuda.is_gpu_array(emissions):
+        return _kcuda._crf_forward("crf.log_likelihood", emissions, tags, transitions, mask, start, end,
+                                   allowed, stream)
+    _host_stream("crf.log_likelihood", stream)
     return _core.crf_log_likelihood(
         arr(emissions), arr(tags), arr(transitions),
         **_opts("crf.log_likelihood", mask, start, end, allowed),
@@ -209,8 +231,7 @@ def viterbi(emissions, transitions, *, mask=None, start=None, end=None, allowed=
     """
     if _kcuda.is_gpu_array(emissions):
         return _kcuda._crf_viterbi(emissions, transitions, mask, start, end, allowed, stream)
-    if stream is not None:
-        raise ValueError(f"[kexue.crf.viterbi] stream is for GPU arrays; these are host arrays (got {stream!r})")
+    _host_stream("crf.viterbi", stream)
     return _core.crf_viterbi(
         arr(emissions), arr(transitions), **_opts("crf.viterbi", mask, start, end, allowed)
     )

@@ -10,9 +10,11 @@ same checks run as for numpy arrays, before anything is launched; every
 array of one call must be on one device; GPU arrays must be C-contiguous
 (kexue never copies device memory).
 
-Ops with CUDA kernels in this release: :func:`kexue.crf.viterbi` (its
+Ops with CUDA kernels in this release: :func:`kexue.crf.viterbi`,
+:func:`kexue.crf.log_partition` and :func:`kexue.crf.log_likelihood` (their
 outputs are allocated on the emissions' device with their library, torch or
-CuPy; paths and scores equal the CPU's bit for bit, K <= 2048),
+CuPy, K <= 2048; paths and Viterbi scores equal the CPU's bit for bit, log Z
+and log p(tags) are computed in float64 and agree to rounding),
 :func:`kexue.optim.functional.sgd_`,
 :func:`~kexue.optim.functional.adam_`, :func:`~kexue.optim.functional.adamw_`,
 :func:`~kexue.optim.functional.adax_`, :func:`~kexue.optim.functional.lion_`
@@ -144,9 +146,9 @@ def _empty(op, like, shape, dtype):
                     f"CuPy; got {type(like).__module__}.{type(like).__name__}")
 
 
-def _crf_viterbi(emissions, transitions, mask, start, end, allowed, stream):
-    """kexue.crf.viterbi for GPU emissions (see there)."""
-    op = "crf.viterbi"
+def _crf_prepare(op, emissions, allowed):
+    """The kexue._cuda module, (allowed, allowed_start, allowed_end) and (B, T)
+    of a CRF call on GPU emissions."""
     m = _module(op)
     if isinstance(allowed, tuple):
         if len(allowed) != 3:
@@ -159,13 +161,28 @@ def _crf_viterbi(emissions, transitions, mask, start, end, allowed, stream):
     if shape is None:
         shape = emissions.__cuda_array_interface__["shape"]
     if len(shape) != 3:
-        raise ValueError(f"[kexue.{op}] emissions must be 3-D [B,T,K]; got shape {shape}")
-    B, T = int(shape[0]), int(shape[1])
+        raise ValueError(f"[kexue.{op}] emissions must be 3-D [B,T,K]; got shape {tuple(shape)}")
+    return m, (al, als, ale), (int(shape[0]), int(shape[1]))
+
+
+def _crf_viterbi(emissions, transitions, mask, start, end, allowed, stream):
+    """kexue.crf.viterbi for GPU emissions (see there)."""
+    op = "crf.viterbi"
+    m, (al, als, ale), (B, T) = _crf_prepare(op, emissions, allowed)
     paths = _empty(op, emissions, (B, T), "int64")
     scores = _empty(op, emissions, (B,), None)
     with _on_stream(m, _stream_handle(op, stream)):
         m.crf_viterbi_into(emissions, transitions, mask, start, end, al, als, ale, paths, scores)
     return paths, scores
+
+
+def _crf_forward(op, emissions, tags, transitions, mask, start, end, allowed, stream):
+    """kexue.crf.log_partition (tags None) and log_likelihood for GPU emissions."""
+    m, (al, als, ale), (B, _) = _crf_prepare(op, emissions, allowed)
+    out = _empty(op, emissions, (B,), None)
+    with _on_stream(m, _stream_handle(op, stream)):
+        m.crf_forward_into(op, emissions, tags, transitions, mask, start, end, al, als, ale, out)
+    return out
 
 
 def _lib(op, x):

@@ -26,6 +26,7 @@
 //   anything else as unregistered host memory (as CUDA >= 11 reports it).
 #pragma once
 #define KX_CUDA_EMULATED 1
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -71,6 +72,7 @@ cudaError_t cudaGetDevice(int* d);
 cudaError_t cudaSetDevice(int d);
 cudaError_t cudaGetDeviceCount(int* n);
 cudaError_t cudaMallocAsync(void** p, std::size_t bytes, cudaStream_t stream);
+cudaError_t cudaMemsetAsync(void* p, int value, std::size_t bytes, cudaStream_t stream = nullptr);
 cudaError_t cudaFreeAsync(void* p, cudaStream_t stream);
 enum cudaFuncAttribute { cudaFuncAttributeMaxDynamicSharedMemorySize = 8 };
 template <class F>

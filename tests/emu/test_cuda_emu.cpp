@@ -509,12 +509,13 @@ void test_front_door_errors() {
   std::vector<double> em(2 * 3 * 4);
   kexue::Array ea = kexue::Array::of(em.data(), {2, 3, 4});
   ea.device = 0;
-  std::vector<double> tr(4 * 4), out(2);
+  std::vector<double> tr(4 * 4), out(2 * 3 * 4);
   e = error_of([&] {
-    kexue::crf::log_partition(ea, kexue::Array::of(tr.data(), {4, 4}), kexue::crf::Options{},
-                              kexue::Array::of(out.data(), {2}));
+    kexue::crf::marginals(ea, kexue::Array::of(tr.data(), {4, 4}), kexue::crf::Options{},
+                          kexue::Array::of(out.data(), {2, 3, 4}));
   });
-  check(has(e, "crf.") && has(e, "emissions is in GPU memory (cuda:0)"), "front door: CRF refuses GPU arrays: " + e);
+  check(has(e, "crf.marginals") && has(e, "emissions is in GPU memory (cuda:0)"),
+        "front door: CRF marginals (no CUDA kernel) refuses GPU arrays: " + e);
   e = error_of([&] { kexue::optim::child_tuning({dg.a()}, 0.5, 1, 0); });
   check(has(e, "optim.child_tuning_") && has(e, "no CUDA kernel"), "front door: child_tuning on the GPU refused: " + e);
   check(kx_emu::g_launches == before && same_bits(dp.v, p_before), "front door: refused calls launched and wrote nothing");
@@ -587,6 +588,120 @@ void test_viterbi(std::int64_t B, std::int64_t TT, std::int64_t K, unsigned seed
         std::string("cuda viterbi ") + tname(sizeof(T)) + " " + what + ": paths and scores bitwise equal to the CPU");
 }
 
+/// log_partition and log_likelihood on arrays marked as GPU memory against
+/// the host calls: float64 to 1e-12 (relative), float32 to float rounding of
+/// the host's float64 result on the same (widened) inputs; masks with holes,
+/// an empty row (0), a NaN row, forbidden transitions (log p = -inf).
+template <class T>
+void test_forward(std::int64_t B, std::int64_t TT, std::int64_t K, unsigned seed, bool with_opts, const char* what) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<double> nd;
+  const std::size_t BTK = static_cast<std::size_t>(B * TT * K);
+  std::vector<double> em(BTK), tr(static_cast<std::size_t>(K * K)), st(static_cast<std::size_t>(K)), en(static_cast<std::size_t>(K));
+  for (auto& x : em) x = static_cast<double>(static_cast<T>(3 * nd(rng)));
+  for (auto& x : tr) x = static_cast<double>(static_cast<T>(nd(rng)));
+  for (auto& x : st) x = static_cast<double>(static_cast<T>(nd(rng)));
+  for (auto& x : en) x = static_cast<double>(static_cast<T>(nd(rng)));
+  if (B > 2 && TT > 1) em[static_cast<std::size_t>((2 * TT + 1) * K)] = NAN;
+  std::vector<char> maskc(static_cast<std::size_t>(B * TT)), allowed(static_cast<std::size_t>(K * K)),
+      as(static_cast<std::size_t>(K)), ae(static_cast<std::size_t>(K));
+  for (std::int64_t b = 0; b < B; ++b)
+    for (std::int64_t t = 0; t < TT; ++t) maskc[static_cast<std::size_t>(b * TT + t)] = b == 1 ? 0 : (rng() % 4 != 0);
+  for (auto& x : allowed) x = rng() % 4 != 0;
+  for (auto& x : as) x = rng() % 4 != 0;
+  for (auto& x : ae) x = rng() % 4 != 0;
+  std::vector<std::int64_t> tags(static_cast<std::size_t>(B * TT));
+  for (auto& y : tags) y = static_cast<std::int64_t>(rng() % static_cast<unsigned>(K));
+  std::vector<T> emT(em.begin(), em.end()), trT(tr.begin(), tr.end()), stT(st.begin(), st.end()), enT(en.begin(), en.end());
+  auto bool_arr = [](std::vector<char>& v, std::initializer_list<std::int64_t> shape, int dev) {
+    kexue::Array x(v.data(), kexue::DType::Bool, std::vector<std::int64_t>(shape));
+    x.device = dev;
+    return x;
+  };
+  auto on = [](kexue::Array x, int dev) {
+    x.device = dev;
+    return x;
+  };
+  // host: float64 on the widened inputs
+  kexue::crf::Options ho;
+  ho.mask = bool_arr(maskc, {B, TT}, -1);
+  if (with_opts) {
+    ho.start = kexue::Array::of(st.data(), {K});
+    ho.end = kexue::Array::of(en.data(), {K});
+    ho.allowed = bool_arr(allowed, {K, K}, -1);
+    ho.allowed_start = bool_arr(as, {K}, -1);
+    ho.allowed_end = bool_arr(ae, {K}, -1);
+  }
+  std::vector<double> hz(static_cast<std::size_t>(B)), hl(static_cast<std::size_t>(B));
+  kexue::crf::log_partition(kexue::Array::of(em.data(), {B, TT, K}), kexue::Array::of(tr.data(), {K, K}), ho,
+                            kexue::Array::of(hz.data(), {B}));
+  kexue::crf::log_likelihood(kexue::Array::of(em.data(), {B, TT, K}), kexue::Array::of(tags.data(), {B, TT}),
+                             kexue::Array::of(tr.data(), {K, K}), ho, kexue::Array::of(hl.data(), {B}));
+  // "device": T inputs
+  Dev<T> dem(emT), dtr(trT), dst(stT), den(enT);
+  Dev<char> dmask(maskc), dal(allowed), das(as), dae(ae);
+  Dev<std::int64_t> dtags(tags);
+  std::vector<T> z0(static_cast<std::size_t>(B), T(7));
+  Dev<T> dz(z0), dl(z0);
+  kexue::crf::Options dopt;
+  dopt.mask = bool_arr(dmask.v, {B, TT}, 0);
+  if (with_opts) {
+    dopt.start = on(kexue::Array::of(dst.v.data(), {K}), 0);
+    dopt.end = on(kexue::Array::of(den.v.data(), {K}), 0);
+    dopt.allowed = bool_arr(dal.v, {K, K}, 0);
+    dopt.allowed_start = bool_arr(das.v, {K}, 0);
+    dopt.allowed_end = bool_arr(dae.v, {K}, 0);
+  }
+  const kexue::Array E = on(kexue::Array::of(dem.v.data(), {B, TT, K}), 0);
+  const kexue::Array A = on(kexue::Array::of(dtr.v.data(), {K, K}), 0);
+  kexue::crf::log_partition(E, A, dopt, on(kexue::Array::of(dz.v.data(), {B}), 0));
+  kexue::crf::log_likelihood(E, on(kexue::Array::of(dtags.v.data(), {B, TT}), 0), A, dopt,
+                             on(kexue::Array::of(dl.v.data(), {B}), 0));
+  const double tol = sizeof(T) == 4 ? 2.0 * std::numeric_limits<float>::epsilon() : 1e-12;
+  auto close = [&](double got, double want) {
+    if (std::isnan(want)) return std::isnan(got);
+    if (std::isinf(want)) return got == want;
+    return std::abs(got - want) <= tol * std::max(1.0, std::abs(want));
+  };
+  bool ok = true;
+  int inf_rows = 0;
+  for (std::int64_t b = 0; b < B; ++b) {
+    ok = ok && close(static_cast<double>(dz.v[static_cast<std::size_t>(b)]), hz[static_cast<std::size_t>(b)]) &&
+         close(static_cast<double>(dl.v[static_cast<std::size_t>(b)]), hl[static_cast<std::size_t>(b)]);
+    inf_rows += std::isinf(hl[static_cast<std::size_t>(b)]) ? 1 : 0;
+  }
+  check(ok && hz[1] == 0.0 && static_cast<double>(dz.v[1]) == 0.0,
+        std::string("cuda log_partition/log_likelihood ") + tname(sizeof(T)) + " " + what + " (" +
+            std::to_string(inf_rows) + " forbidden gold paths): equal to the host's float64 to rounding");
+}
+
+void test_forward_bad_tags() {
+  std::vector<double> em(2 * 3 * 4, 0.5), tr(16, 0.1), out(2, 7.0);
+  std::vector<std::int64_t> tags = {0, 1, 2, 3, 4, 0};  // 4 at (1, 1): out of range
+  std::vector<char> mask = {1, 1, 1, 1, 1, 1};
+  Dev<double> dem(em), dtr(tr), dout(out);
+  Dev<std::int64_t> dtags(tags);
+  Dev<char> dmask(mask);
+  auto on = [](kexue::Array x) {
+    x.device = 0;
+    return x;
+  };
+  kexue::crf::Options o;
+  o.mask = on(kexue::Array(dmask.v.data(), kexue::DType::Bool, {2, 3}));
+  const long before = kx_emu::g_launches;
+  std::string e = error_of([&] {
+    kexue::crf::log_likelihood(on(kexue::Array::of(dem.v.data(), {2, 3, 4})), on(kexue::Array::of(dtags.v.data(), {2, 3})),
+                               on(kexue::Array::of(dtr.v.data(), {4, 4})), o, on(kexue::Array::of(dout.v.data(), {2})));
+  });
+  check(has(e, "tags must be in [0, 4) on valid steps; got 4 at (1, 1)") && dout.v == out &&
+            kx_emu::g_launches == before + 1,
+        "cuda log_likelihood: a tag out of range is an error before the forward pass (nothing written): " + e);
+  dmask.v[4] = 0;  // the bad tag on a masked step is ignored
+  kexue::crf::log_likelihood(on(kexue::Array::of(dem.v.data(), {2, 3, 4})), on(kexue::Array::of(dtags.v.data(), {2, 3})),
+                             on(kexue::Array::of(dtr.v.data(), {4, 4})), o, on(kexue::Array::of(dout.v.data(), {2})));
+  check(std::isfinite(dout.v[1]) && dout.v[1] < 0.0, "cuda log_likelihood: tags on masked steps are not checked");
+}
+
 void test_viterbi_errors() {
   std::vector<float> em(2 * 3 * 4), tr(16), sc(2);
   std::vector<std::int64_t> paths(6);
@@ -623,7 +738,8 @@ void test_viterbi_errors() {
 const std::set<std::string> kCovered = {"adam", "sgd", "adax", "lion", "sumsq", "sumsq_blocks",
                                         "scale", "adam_multi", "sgd_multi", "adax_multi",
                                         "lion_multi", "scale_multi", "sumsq_multi_blocks",
-                                        "sumsq_multi", "ising_sweeps", "crf_viterbi"};
+                                        "sumsq_multi", "ising_sweeps", "crf_viterbi", "crf_forward",
+                                        "crf_check_tags", "crf_check_tags_blocks"};
 
 /// The name declared by a line "<type> name(" at the start of a line of a
 /// launcher header (return types void, unsigned, double, float, int, bool).
@@ -709,6 +825,12 @@ int main(int argc, char** argv) {
   test_viterbi<float>(3, 20, 300, 7, true, true, "K = 300 (more tags than threads)");
   test_viterbi<double>(6, 40, 33, 8, true, true, "K = 33, T = 40");
   test_viterbi_errors();
+  test_forward<double>(6, 9, 5, 11, true, "mask with holes, an empty row, start/end/allowed, NaN row");
+  test_forward<float>(6, 9, 5, 12, true, "mask with holes, an empty row, start/end/allowed, NaN row");
+  test_forward<double>(4, 7, 1, 13, false, "K = 1");
+  test_forward<double>(3, 12, 300, 14, true, "K = 300");
+  test_forward<float>(5, 30, 40, 15, false, "K = 40, T = 30");
+  test_forward_bad_tags();
   test_front_door_errors();
   if (argc > 1) test_coverage(argv[1]);
   else check(false, "coverage: pass the csrc/cuda directory as the first argument");

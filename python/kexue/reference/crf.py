@@ -233,8 +233,18 @@ def _path_score(h, A, s, e, y):
 # public functions
 
 
-def log_partition(emissions, transitions, *, mask=None, start=None, end=None, allowed=None):
-    """log Z per row [B] (0 for a row without valid steps, -inf if every path is forbidden)."""
+def _host_only(name, stream):
+    if stream is not None:
+        raise ValueError(f"[kexue.reference.crf.{name}] stream is for GPU arrays; the numpy twin runs on the host")
+
+
+def log_partition(emissions, transitions, *, mask=None, start=None, end=None, allowed=None,
+                  stream=None):
+    """log Z per row [B] (0 for a row without valid steps, -inf if every path is forbidden).
+
+    ``stream`` (kexue's GPU argument) must be None: the twin runs on the host.
+    """
+    _host_only("log_partition", stream)
     h, A, s, e, m, dt = _prepare(emissions, transitions, mask, start, end, allowed)
     out = np.zeros(h.shape[0])
     for b in range(h.shape[0]):
@@ -244,8 +254,13 @@ def log_partition(emissions, transitions, *, mask=None, start=None, end=None, al
     return out.astype(dt)
 
 
-def log_likelihood(emissions, tags, transitions, *, mask=None, start=None, end=None, allowed=None):
-    """log p(tags) = score(tags) - log Z per row [B]; -inf when the tag path is forbidden."""
+def log_likelihood(emissions, tags, transitions, *, mask=None, start=None, end=None, allowed=None,
+                   stream=None):
+    """log p(tags) = score(tags) - log Z per row [B]; -inf when the tag path is forbidden.
+
+    ``stream`` (kexue's GPU argument) must be None: the twin runs on the host.
+    """
+    _host_only("log_likelihood", stream)
     h, A, s, e, m, dt = _prepare(emissions, transitions, mask, start, end, allowed)
     y = np.asarray(tags)
     out = np.zeros(h.shape[0])
@@ -329,8 +344,7 @@ def viterbi(emissions, transitions, *, mask=None, start=None, end=None, allowed=
     valid steps gets path -1 and score 0 (the empty path). ``stream`` (kexue's
     GPU argument) must be None: the twin runs on the host.
     """
-    if stream is not None:
-        raise ValueError("[kexue.reference.crf.viterbi] stream is for GPU arrays; the numpy twin runs on the host")
+    _host_only("viterbi", stream)
     h, A, s, e, m, dt = _prepare(emissions, transitions, mask, start, end, allowed)
     B, T, K = h.shape
     paths = np.full((B, T), -1, dtype=np.int64)
