@@ -39,6 +39,29 @@ def test_nan_emissions_give_nan_not_a_crash(dtype):
     assert ((mp >= -1) & (mp < 4)).all()
 
 
+@pytest.mark.parametrize("B", [2, 16])  # 16: the eight-lane batched kernel
+@pytest.mark.parametrize("K", [1, 2, 5])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_nan_row_poisons_the_parameter_gradients(B, K, dtype):
+    """A NaN emission makes that row's log Z NaN and, as in the reference,
+    every pair marginal with it: d_transitions/d_start/d_end are NaN. (The CPU
+    once dropped such a step's pair marginals when K = 1, in both its kernels,
+    leaving a finite d_transitions of minus the gold transition counts.)"""
+    import kexue.reference.crf as ref
+    rng = np.random.default_rng(K)
+    em = rng.normal(size=(B, 5, K)).astype(dtype)
+    em[0, 2, 0] = np.nan
+    A = rng.normal(size=(K, K)).astype(dtype)
+    tags = rng.integers(0, K, (B, 5))
+    got, want = kexue.crf.nll_grad(em, tags, A), ref.nll_grad(em, tags, A)
+    for name in ("d_transitions", "d_start", "d_end"):
+        assert np.isnan(getattr(want, name)).all(), name
+        assert np.isnan(getattr(got, name)).all(), name
+    np.testing.assert_array_equal(np.isnan(got.d_emissions), np.isnan(want.d_emissions))
+    assert_close(got.d_emissions[1], want.d_emissions[1], rtol=1e-5, atol=1e-6)
+    assert np.isnan(got.loss[0]) and np.isfinite(got.loss[1])
+
+
 def test_concurrent_calls_from_python_threads():
     """The GIL is released inside kernels; concurrent calls share the pool
     safely (a call that finds the pool busy runs on its own thread) and give

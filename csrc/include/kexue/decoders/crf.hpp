@@ -244,7 +244,12 @@ KX_HD inline void crf_backward_step(std::int64_t l, const CrfParams& p, const do
     const double* ap = alpha + (l - 1) * K;
     const double m1 = math::max_of(ap, K);
     const double m2 = math::max_of(g, K);
-    if (m1 > -math::kInf && m2 > -math::kInf && m1 < math::kInf && m2 < math::kInf) {
+    if (logz != logz) {
+      // A NaN anywhere in the row makes log Z NaN, and every pair marginal
+      // with it. (max_of skips NaN: with K = 1, or a step whose scores are
+      // all NaN, the test below would drop the step and leave dA finite.)
+      for (std::int64_t q = 0; q < K * K; ++q) D[q] += logz;
+    } else if (m1 > -math::kInf && m2 > -math::kInf && m1 < math::kInf && m2 < math::kInf) {
       const double w = math::exp(m1 + m2 + p.Amax - logz);
       if (w <= 1e280) {
         for (std::int64_t j = 0; j < K; ++j) v[j] = math::exp(g[j] - m2);

@@ -167,7 +167,9 @@ KX_HD inline void crf_backward_step_lanes(std::int64_t l, const CrfParams& p, co
       const bool ok = step[q] && finite && w[q] <= 1e280;
       okv[q] = ok ? 1.0 : 0.0;
       any_ok = any_ok || ok;
-      if (step[q] && finite && !ok) {  // exact terms for an overflowing scale
+      if (step[q] && logz[q] != logz[q]) {  // NaN row: NaN pair marginals (see crf_backward_step)
+        for (std::int64_t ij = 0; ij < K * K; ++ij) D[ij] += logz[q];
+      } else if (step[q] && finite && !ok) {  // exact terms for an overflowing scale
         for (std::int64_t i = 0; i < K; ++i)
           for (std::int64_t j = 0; j < K; ++j)
             D[i * K + j] += math::exp(ap[i][q] + p.A[i * K + j] + g[j][q] - logz[q]);
