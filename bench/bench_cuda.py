@@ -25,8 +25,9 @@ Lion: 20; clip: 12, as bench_optim) over kexue's time, and "kx %bw" that
 as a percent of the device-to-device copy bandwidth measured in the same
 run (``b.copy_(a)`` of 1 GiB, bytes read + written, best of 10).
 
-- ``crf.viterbi`` and ``crf.log_likelihood`` (float32, 25% of each row's
-  tail masked, as prefixes)
+- ``crf.viterbi``, ``crf.log_likelihood`` and ``crf.nll_grad`` (float32,
+  25% of each row's tail masked, as prefixes; nll_grad against pytorch-crf's
+  forward + autograd backward)
   against pytorch-crf's ``decode`` on the GPU (when installed; it returns
   Python lists) and kexue's own CPU kernels at the machine's threads
   ("kexue-cpu", wall-clock median), paths and scores checked equal first.
@@ -271,6 +272,18 @@ def _pytorch_crf(torch, torchcrf, gA):
     return crf
 
 
+def _near_float64(what: str, got, want) -> None:
+    """A float32 GPU result (float64 inside) within two float32 ulps of the CPU's float64 one."""
+    eps = 2 * np.finfo(np.float32).eps
+    _harness.assert_close(f"{what} vs the CPU in float64", got.cpu().numpy(), want, rtol=eps, atol=eps)
+
+
+def _kexue_rows(torch, c: Case, on_gpu, on_cpu, repeats: int) -> list[Row]:
+    """kexue on the GPU (CUDA events) and on the CPU (wall clock) for case c."""
+    return [row(c, "kexue", gpu_time(torch, on_gpu, repeats)),
+            row(c, "kexue-cpu", _harness.time_median(on_cpu, _harness.budget(True)))]
+
+
 def _log_likelihood_rows(torch, torchcrf, name, repeats, shape, em, A, mask, gem, gA, gmask) -> list[Row]:
     """crf.log_likelihood on the GPU (float64 inside) against pytorch-crf's forward
     (reduction='none') on the GPU and kexue's CPU kernels, on viterbi's inputs."""
@@ -280,11 +293,9 @@ def _log_likelihood_rows(torch, torchcrf, name, repeats, shape, em, A, mask, gem
     gtags = torch.from_numpy(tags).cuda()
     want = kexue.crf.log_likelihood(em.astype(np.float64), tags, A.astype(np.float64), mask=mask)
     got = kexue.crf.log_likelihood(gem, gtags, gA, mask=gmask)
-    _harness.assert_close("cuda crf.log_likelihood vs the CPU in float64", got.cpu().numpy(), want,
-                          rtol=2 * np.finfo(np.float32).eps, atol=2 * np.finfo(np.float32).eps)
-    rows = [row(c, "kexue", gpu_time(torch, lambda: kexue.crf.log_likelihood(gem, gtags, gA, mask=gmask), repeats))]
-    rows.append(row(c, "kexue-cpu", _harness.time_median(
-        lambda: kexue.crf.log_likelihood(em, tags, A, mask=mask), _harness.budget(True))))
+    _near_float64("cuda crf.log_likelihood", got, want)
+    rows = _kexue_rows(torch, c, lambda: kexue.crf.log_likelihood(gem, gtags, gA, mask=gmask),
+                       lambda: kexue.crf.log_likelihood(em, tags, A, mask=mask), repeats)
     if torchcrf is not None:
         crf = _pytorch_crf(torch, torchcrf, gA)
         with torch.no_grad():
@@ -296,6 +307,37 @@ def _log_likelihood_rows(torch, torchcrf, name, repeats, shape, em, A, mask, gem
             with torch.no_grad():
                 return crf(gem, gtags, gmask, reduction="none")
         rows.append(row(c, "pytorch-crf", gpu_time(torch, fwd, max(3, repeats // 5))))
+    rows += _nll_grad_rows(torch, torchcrf, name, repeats, shape, em, A, mask, tags, gem, gA, gmask, gtags)
+    return rows
+
+
+def _nll_grad_rows(torch, torchcrf, name, repeats, shape, em, A, mask, tags, gem, gA, gmask, gtags) -> list[Row]:
+    """crf.nll_grad (loss and all gradients) on the GPU against pytorch-crf's
+    forward + autograd backward on the GPU and kexue's CPU kernels."""
+    B, T, K = shape
+    c = Case("cuda", "crf.nll_grad", f"B={B} T={T} K={K} ({name})", "float32", 1)
+    want = kexue.crf.nll_grad(em.astype(np.float64), tags, A.astype(np.float64), mask=mask)
+    got = kexue.crf.nll_grad(gem, gtags, gA, mask=gmask)
+    for field, g, w in zip(want._fields, got, want):
+        _near_float64(f"cuda crf.nll_grad {field}", g, w)
+    rows = _kexue_rows(torch, c, lambda: kexue.crf.nll_grad(gem, gtags, gA, mask=gmask),
+                       lambda: kexue.crf.nll_grad(em, tags, A, mask=mask), repeats)
+    if torchcrf is not None:
+        crf = _pytorch_crf(torch, torchcrf, gA)
+        x = gem.clone().requires_grad_(True)
+
+        def fwd_bwd():
+            x.grad = None
+            crf.zero_grad()
+            loss = -crf(x, gtags, gmask, reduction="sum")
+            loss.backward()
+            return loss
+        fwd_bwd()
+        _harness.assert_close("pytorch-crf d_emissions vs kexue's", x.grad.cpu().numpy(), want.d_emissions,
+                              rtol=1e-4, atol=1e-5)
+        _harness.assert_close("pytorch-crf d_transitions vs kexue's", crf.transitions.grad.cpu().numpy(),
+                              want.d_transitions, rtol=1e-4, atol=1e-3)
+        rows.append(row(c, "pytorch-crf", gpu_time(torch, fwd_bwd, max(3, repeats // 5))))
     return rows
 
 

@@ -175,11 +175,12 @@ def test_viterbi_gpu_arguments():
 
 
 @pytest.mark.skipif(not kc.built(), reason="kexue._cuda not built")
-@pytest.mark.parametrize("op", ["log_partition", "log_likelihood"])
+@pytest.mark.parametrize("op", ["log_partition", "log_likelihood", "nll_grad"])
 def test_crf_forward_gpu_arguments(op):
-    """crf.log_partition/log_likelihood's GPU path: the same refusals as viterbi's."""
+    """crf.log_partition/log_likelihood/nll_grad's GPU path: the same refusals as viterbi's."""
     fn = getattr(kexue.crf, op)
-    call = (lambda em, A, **kw: fn(em, FakeGPU(np.zeros((2, 3), np.int64)), A, **kw)) if op == "log_likelihood" else fn
+    tagged = op != "log_partition"
+    call = (lambda em, A, **kw: fn(em, FakeGPU(np.zeros((2, 3), np.int64)), A, **kw)) if tagged else fn
     em, A = FakeGPU(np.zeros((2, 3, 4))), FakeGPU(np.zeros((4, 4)))
     with pytest.raises(TypeError, match=rf"\[kexue.crf.{op}\] kexue allocates GPU outputs with the input's library"):
         call(em, A)
@@ -189,10 +190,10 @@ def test_crf_forward_gpu_arguments(op):
         call(em, A, allowed=(None,))
     h, t = np.zeros((2, 3, 4)), np.zeros((4, 4))
     with pytest.raises(ValueError, match=rf"\[kexue.crf.{op}\] stream is for GPU arrays"):
-        fn(h, np.zeros((2, 3), np.int64), t, stream=0) if op == "log_likelihood" else fn(h, t, stream=0)
+        fn(h, np.zeros((2, 3), np.int64), t, stream=0) if tagged else fn(h, t, stream=0)
     ref = getattr(kexue.reference.crf, op)
     with pytest.raises(ValueError, match=rf"\[kexue.reference.crf.{op}\] stream is for GPU arrays"):
-        ref(h, np.zeros((2, 3), np.int64), t, stream=0) if op == "log_likelihood" else ref(h, t, stream=0)
+        ref(h, np.zeros((2, 3), np.int64), t, stream=0) if tagged else ref(h, t, stream=0)
 
 
 @pytest.mark.skipif(not kc.built(), reason="kexue._cuda not built")
@@ -424,8 +425,9 @@ def test_gpu_viterbi_bitwise_equal_cpu(dtype, shape):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("shape", [(6, 9, 5), (3, 1, 1), (2, 0, 3), (4, 33, 300), (64, 50, 40)])
 def test_gpu_crf_forward_matches_cpu(dtype, shape):
-    """log Z and log p(tags) on the GPU (float64 inside) against the CPU's float64
-    results: 1e-12 relative in float64, two float32 ulps in float32."""
+    """log Z, log p(tags) and nll_grad on the GPU (float64 inside) against the
+    CPU's float64 results: 1e-12 relative in float64 (1e-11 of max(1, |x|) for
+    the gradients), two float32 ulps in float32."""
     B, T, K = shape
     r = np.random.default_rng(B * 100 + T + K)
     em = r.standard_normal(shape).astype(dtype)
@@ -452,12 +454,33 @@ def test_gpu_crf_forward_matches_cpu(dtype, shape):
             np.testing.assert_array_equal(got[~np.isfinite(want)], want[~np.isfinite(want)])
             fin = np.isfinite(want)
             np.testing.assert_array_less(np.abs(got[fin] - want[fin]), tol * np.maximum(1.0, np.abs(want[fin])) + 1e-300)
+        # nll_grad: the loss and all four gradients
+        want = kexue.crf.nll_grad(em.astype(np.float64), tags, A.astype(np.float64), **hkw)
+        got = kexue.crf.nll_grad(to_gpu(em), to_gpu(tags), to_gpu(A), **gkw)
+        sync()
+        gtol = 2 * np.finfo(np.float32).eps if dtype == np.float32 else 1e-11
+        for name, g, w in zip(want._fields, got, want):
+            g = to_host(g)
+            assert g.dtype == dtype and g.shape == w.shape, name
+            np.testing.assert_array_equal(np.isnan(g), np.isnan(w), err_msg=name)
+            ok = ~np.isnan(w)
+            if name == "loss":
+                np.testing.assert_array_equal(g[np.isinf(w)], w[np.isinf(w)])
+                ok &= np.isfinite(w)
+            np.testing.assert_array_less(np.abs(g[ok] - w[ok]), gtol * np.maximum(1.0, np.abs(w[ok])) + 1e-300,
+                                         err_msg=name)
+        again = kexue.crf.nll_grad(to_gpu(em), to_gpu(tags), to_gpu(A), **gkw)
+        sync()
+        for x, y in zip(got, again):  # the batch sums run in a fixed order
+            assert to_host(x).tobytes() == to_host(y).tobytes()
     bad = tags.copy()
     if B and T:
         bad[0, 0] = K
         out = None
         with pytest.raises(IndexError, match=r"\[kexue.crf.log_likelihood\] tags"):
             out = kexue.crf.log_likelihood(to_gpu(em), to_gpu(bad), to_gpu(A))
+        with pytest.raises(IndexError, match=r"\[kexue.crf.nll_grad\] tags"):
+            out = kexue.crf.nll_grad(to_gpu(em), to_gpu(bad), to_gpu(A))
         assert out is None
 
 

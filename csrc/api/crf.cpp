@@ -1,6 +1,6 @@
 // csrc/api/crf.cpp - the front door of kexue::crf: every check, then the one
 // dispatch point (the CPU backend; the CUDA one for log_partition,
-// log_likelihood and viterbi on GPU arrays).
+// log_likelihood, nll_grad and viterbi on GPU arrays).
 #include "kexue/crf.hpp"
 
 #include <string>
@@ -149,20 +149,37 @@ GpuCall gpu_call(const char* op, const Array& em, const Array& trans, const Opti
   return c;
 }
 
+void gpu_tags(const GpuCall& c, const Array& tags) {
+  api::check_device(c.op, tags, "tags", c.dev, "emissions");
+  api::check_ndim(c.op, tags, "tags", 2, "[B,T]", true);
+  api::check_index(c.op, tags, "tags");
+  api::check_shape(c.op, tags, "tags", {c.B, c.T}, "[B,T]");
+}
+
 /// log Z (tags null) or log p(tags) on GPU arrays.
 void forward_gpu(const char* op, const Array& em, const Array* tags, const Array& trans,
                  const Options& opt, const Array& out) {
   cuda::CrfArgs a{};
   const GpuCall c = gpu_call(op, em, trans, opt, &a);
-  if (tags) {
-    api::check_device(op, *tags, "tags", c.dev, "emissions");
-    api::check_ndim(op, *tags, "tags", 2, "[B,T]", true);
-    api::check_index(op, *tags, "tags");
-    api::check_shape(op, *tags, "tags", {c.B, c.T}, "[B,T]");
-  }
+  if (tags) gpu_tags(c, *tags);
   c.arg(out, "out", c.dt, {c.B}, "[B]");
   cuda::crf_forward_run(op, a, c.dev, tags ? tags->data : nullptr, tags && tags->dtype == DType::Int64,
                         out.data);
+}
+
+void nll_grad_gpu(const char* op, const Array& em, const Array& tags, const Array& trans, const Options& opt,
+                  const Array& loss, const Array& d_em, const Array& d_trans, const Array& d_start,
+                  const Array& d_end) {
+  cuda::CrfArgs a{};
+  const GpuCall c = gpu_call(op, em, trans, opt, &a);
+  gpu_tags(c, tags);
+  c.arg(loss, "loss", c.dt, {c.B}, "[B]");
+  c.arg(d_em, "d_emissions", c.dt, {c.B, c.T, c.K}, "[B,T,K]");
+  c.arg(d_trans, "d_transitions", c.dt, {c.K, c.K}, "[K,K]");
+  c.arg(d_start, "d_start", c.dt, {c.K}, "[K]");
+  c.arg(d_end, "d_end", c.dt, {c.K}, "[K]");
+  cuda::crf_nll_grad_run(op, a, c.dev, tags.data, tags.dtype == DType::Int64, loss.data, d_em.data,
+                         d_trans.data, d_start.data, d_end.data);
 }
 
 void viterbi_gpu(const char* op, const Array& em, const Array& trans, const Options& opt,
@@ -208,6 +225,10 @@ void nll_grad(const Array& emissions, const Array& tags, const Array& transition
               const Options& opt, const Array& loss, const Array& d_emissions,
               const Array& d_transitions, const Array& d_start, const Array& d_end) {
   const char* op = "crf.nll_grad";
+  if (emissions.on_gpu()) {
+    nll_grad_gpu(op, emissions, tags, transitions, opt, loss, d_emissions, d_transitions, d_start, d_end);
+    return;
+  }
   const Prepared p = check_inputs(op, emissions, &tags, transitions, opt);
   api::check_arg(op, loss, "loss", p.dt, {p.B}, "[B]");
   api::check_arg(op, d_emissions, "d_emissions", p.dt, {p.B, p.T, p.K}, "[B,T,K]");

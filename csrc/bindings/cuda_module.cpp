@@ -65,7 +65,7 @@ PYBIND11_MODULE(_cuda, m) {
   m.def("get_stream", [] { return reinterpret_cast<std::uintptr_t>(kexue::cuda::current_stream()); });
   kexue::bind::register_optim(m);
 
-  // crf.viterbi, log_partition and log_likelihood into caller-allocated GPU
+  // crf.viterbi, log_partition, log_likelihood and nll_grad into caller-allocated GPU
   // outputs (kexue.crf allocates them with the emissions' library); None for
   // the absent options.
   m.def(
@@ -82,6 +82,24 @@ PYBIND11_MODULE(_cuda, m) {
       py::arg("emissions"), py::arg("transitions"), py::arg("mask"), py::arg("start"), py::arg("end"),
       py::arg("allowed"), py::arg("allowed_start"), py::arg("allowed_end"), py::arg("paths"),
       py::arg("scores"));
+  m.def(
+      "crf_nll_grad_into",
+      [](const py::object& em, const py::object& tags, const py::object& trans, const py::object& mask,
+         const py::object& start, const py::object& end, const py::object& allowed, const py::object& allowed_start,
+         const py::object& allowed_end, const py::object& loss, const py::object& d_em, const py::object& d_trans,
+         const py::object& d_start, const py::object& d_end) {
+        const char* op = "crf.nll_grad";
+        const CrfViews v(op, em, trans, mask, start, end, allowed, allowed_start, allowed_end);
+        const kexue::Array t = gpu_arg(op, tags, "tags", false);
+        const kexue::Array l = gpu_arg(op, loss, "loss", true), dh = gpu_arg(op, d_em, "d_emissions", true),
+                           dA = gpu_arg(op, d_trans, "d_transitions", true),
+                           ds = gpu_arg(op, d_start, "d_start", true), de = gpu_arg(op, d_end, "d_end", true);
+        py::gil_scoped_release nogil;
+        kexue::crf::nll_grad(v.em, t, v.trans, v.opt, l, dh, dA, ds, de);
+      },
+      py::arg("emissions"), py::arg("tags"), py::arg("transitions"), py::arg("mask"), py::arg("start"),
+      py::arg("end"), py::arg("allowed"), py::arg("allowed_start"), py::arg("allowed_end"), py::arg("loss"),
+      py::arg("d_emissions"), py::arg("d_transitions"), py::arg("d_start"), py::arg("d_end"));
   m.def(
       "crf_forward_into",
       [](const std::string& which, const py::object& em, const py::object& tags, const py::object& trans,

@@ -60,6 +60,12 @@ void optim_scale(const char* op, const std::vector<Array>& grads, int device, do
 /// checked on the device first (an IndexError, nothing written).
 void crf_forward_run(const char* op, const CrfArgs& a, int device, const void* tags, bool tags64, void* out);
 
+/// crf.nll_grad of checked arguments on `device`: loss [B], d_emissions
+/// [B,T,K], d_transitions [K,K], d_start, d_end [K] (the emissions' dtype);
+/// the tags' range is checked on the device first (IndexError, nothing written).
+void crf_nll_grad_run(const char* op, const CrfArgs& a, int device, const void* tags, bool tags64, void* loss,
+                      void* d_emissions, void* d_transitions, void* d_start, void* d_end);
+
 /// crf.viterbi of checked arguments on `device`: paths [B,T] int64 and
 /// scores [B] (the emissions' dtype) written there.
 void crf_viterbi_run(const char* op, const CrfArgs& a, int device, std::int64_t* paths, void* scores);

@@ -7,7 +7,11 @@
 //   bit for bit;
 // - the forward algorithm (log Z, log p(tags)) in log space and double
 //   precision, as the CPU computes it whatever the dtype: the CPU's results
-//   to rounding (its exp-domain recurrence adds in another order).
+//   to rounding (its exp-domain recurrence adds in another order);
+// - nll_grad: the forward pass kept in a workspace, the backward pass
+//   writing each step's marginals minus the gold one-hot as it goes, the
+//   parameter gradients as per-sequence shares summed in order of b
+//   (deterministic; the CPU's to rounding).
 // Compiled by nvcc (-Werror) and, for the emulator tests, as plain C++.
 #include <cmath>
 #include <string>
@@ -154,6 +158,22 @@ __device__ inline std::int64_t tag_at(const void* tags, bool tags64, std::int64_
                 : static_cast<std::int64_t>(static_cast<const std::int32_t*>(tags)[i]);
 }
 
+/// S(tags) of sequence b over its valid steps (at least one).
+__device__ inline double gold_score(const CrfArgs& a, const void* tags, bool tags64, std::int64_t b,
+                                   const bool* mrow) {
+  const std::int64_t T = a.T, K = a.K;
+  double sc = 0.0;
+  std::int64_t prev = -1;
+  for (std::int64_t t = 0; t < T; ++t) {
+    if (mrow != nullptr && !mrow[t]) continue;
+    const std::int64_t y = tag_at(tags, tags64, b * T + t);
+    const double h = load(a.em, a.f32, (b * T + t) * K + y);
+    sc = prev < 0 ? start_at(a, y) + h : sc + (trans_at(a, prev * K + y) + h);
+    prev = y;
+  }
+  return sc + end_at(a, prev);
+}
+
 /// bad[0..3) = (1, value, flat index) of a tag outside [0, K) at a valid step
 /// (any one of them, if several), else bad[0] stays 0.
 __global__ void check_tags_kernel(const void* tags, bool tags64, const bool* mask, std::int64_t n,
@@ -200,21 +220,143 @@ __global__ void forward_kernel(CrfArgs a, const void* tags, bool tags64, void* o
     const double logz = lse_col(alpha, a, 0, false);
     r = logz;
     if (tags != nullptr) {
-      double sc = 0.0;
-      std::int64_t prev = -1;
-      for (std::int64_t t = 0; t < T; ++t) {
-        if (mrow != nullptr && !mrow[t]) continue;
-        const std::int64_t y = tag_at(tags, tags64, b * T + t);
-        const double h = load(a.em, a.f32, (b * T + t) * K + y);
-        sc = prev < 0 ? start_at(a, y) + h : sc + (trans_at(a, prev * K + y) + h);
-        prev = y;
-      }
-      sc += end_at(a, prev);
+      const double sc = gold_score(a, tags, tags64, b, mrow);
       r = sc == -kInfD ? -kInfD : sc - logz;
     }
   }
   if (a.f32) static_cast<float*>(out)[b] = static_cast<float>(r);
   else static_cast<double*>(out)[b] = r;
+}
+
+/// log-sum-exp over j < K of A[i,j] + v_j (a row), the max first; as lse_col.
+__device__ inline double lse_row(const double* v, const CrfArgs& a, std::int64_t i) {
+  const std::int64_t K = a.K;
+  double m = -kInfD;
+  bool nan = false;
+  for (std::int64_t j = 0; j < K; ++j) {
+    const double x = trans_at(a, i * K + j) + v[j];
+    m = x > m ? x : m;
+    nan = nan || x != x;
+  }
+  if (nan) return __builtin_nan("");
+  if (m == -kInfD) return -kInfD;
+  double sum = 0.0;
+  for (std::int64_t j = 0; j < K; ++j) sum += exp(trans_at(a, i * K + j) + v[j] - m);
+  return m + log(sum);
+}
+
+__device__ inline void store(void* p, bool f32, std::int64_t i, double v) {
+  if (f32) static_cast<float*>(p)[i] = static_cast<float>(v);
+  else static_cast<double*>(p)[i] = v;
+}
+
+/// The negative log-likelihood and its gradients, one block a sequence
+/// (forward-backward in log space, double precision): loss[b], d_emissions
+/// [b] (0 at masked steps) and this sequence's share of the parameter
+/// gradients in ws.dA [b,K,K], ws.ds, ws.de [b,K] (summed over b by
+/// nll_reduce_kernel, in order). A forbidden gold path: loss +inf and no
+/// gradient; an empty row: loss 0 and none.
+__global__ void nll_grad_kernel(CrfArgs a, const void* tags, bool tags64, void* loss, void* dh,
+                                CrfGradWork ws) {
+  KX_DYNAMIC_SHARED(double, smem);  // cur [K], nxt [K]
+  __shared__ double sh[2];          // log Z, the gold score
+  const std::int64_t b = blockIdx.x, T = a.T, K = a.K;
+  double* cur = smem;
+  double* nxt = smem + K;
+  const unsigned tid = threadIdx.x, nt = blockDim.x;
+  const bool* mrow = a.mask != nullptr ? a.mask + b * T : nullptr;
+  double* alpha = ws.alpha + b * T * K;  // [L,K], compact over the valid steps
+  double* dA = ws.dA + b * K * K;
+  double* ds = ws.ds + b * K;
+  double* de = ws.de + b * K;
+  for (std::int64_t q = tid; q < K * K; q += nt) dA[q] = 0.0;
+  for (std::int64_t k = tid; k < K; k += nt) ds[k] = de[k] = 0.0;
+  // forward: alpha of every valid step
+  std::int64_t L = 0;
+  for (std::int64_t t = 0; t < T; ++t) {
+    if (mrow != nullptr && !mrow[t]) continue;
+    const std::int64_t hb = (b * T + t) * K;
+    for (std::int64_t j = tid; j < K; j += nt) {
+      const double h = load(a.em, a.f32, hb + j);
+      nxt[j] = L == 0 ? start_at(a, j) + h : lse_col(cur, a, j, true) + h;
+    }
+    __syncthreads();
+    for (std::int64_t j = tid; j < K; j += nt) cur[j] = alpha[L * K + j] = nxt[j];
+    __syncthreads();
+    ++L;
+  }
+  if (tid == 0) {
+    double logz = 0.0, sc = -kInfD;
+    if (L > 0) {
+      logz = lse_col(cur, a, 0, false);
+      sc = gold_score(a, tags, tags64, b, mrow);
+    }
+    sh[0] = logz;
+    sh[1] = sc;
+    store(loss, a.f32, b, L == 0 ? 0.0 : (sc == -kInfD ? kInfD : logz - sc));
+  }
+  __syncthreads();
+  const double logz = sh[0];
+  const bool grads = L > 0 && sh[1] != -kInfD;
+  // backward: beta in cur, the outputs of each valid step as it is reached
+  for (std::int64_t j = tid; j < K; j += nt) cur[j] = end_at(a, j);
+  __syncthreads();
+  std::int64_t l = L;
+  for (std::int64_t t = T - 1; t >= 0; --t) {
+    const std::int64_t hb = (b * T + t) * K;
+    if ((mrow != nullptr && !mrow[t]) || !grads) {
+      for (std::int64_t j = tid; j < K; j += nt) store(dh, a.f32, hb + j, 0.0);
+      continue;
+    }
+    --l;
+    const std::int64_t y = tag_at(tags, tags64, b * T + t);
+    for (std::int64_t j = tid; j < K; j += nt) {
+      const double mu = exp(alpha[l * K + j] + cur[j] - logz);
+      const double g = mu - (j == y ? 1.0 : 0.0);
+      store(dh, a.f32, hb + j, g);
+      if (l == 0) ds[j] = g;
+      if (l == L - 1) de[j] = g;
+      nxt[j] = load(a.em, a.f32, hb + j) + cur[j];  // v = h_l + beta_l
+    }
+    __syncthreads();
+    if (l > 0) {
+      // the previous valid step's tag, for the observed transition count
+      std::int64_t tp = t - 1;
+      while (mrow != nullptr && !mrow[tp]) --tp;
+      const std::int64_t yp = tag_at(tags, tags64, b * T + tp);
+      const double* ap = alpha + (l - 1) * K;
+      for (std::int64_t q = tid; q < K * K; q += nt) {
+        const std::int64_t i = q / K, j = q % K;
+        const double xi = exp(ap[i] + trans_at(a, q) + nxt[j] - logz);
+        dA[q] += xi - (i == yp && j == y ? 1.0 : 0.0);
+      }
+      // beta_{l-1} into cur: past the barrier above nothing reads beta_l
+      for (std::int64_t i = tid; i < K; i += nt) cur[i] = lse_row(nxt, a, i);
+    }
+    __syncthreads();
+  }
+}
+
+/// d_transitions, d_start, d_end = the sequences' shares summed in order of b.
+__global__ void nll_reduce_kernel(CrfGradWork ws, std::int64_t B, std::int64_t K, bool f32, void* dA,
+                                  void* ds, void* de) {
+  const std::int64_t n = K * K + 2 * K;
+  for (std::int64_t q = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; q < n;
+       q += static_cast<std::int64_t>(gridDim.x) * blockDim.x) {
+    const double* src;
+    std::int64_t stride, at;
+    void* dst;
+    if (q < K * K) {
+      src = ws.dA, stride = K * K, at = q, dst = dA;
+    } else if (q < K * K + K) {
+      src = ws.ds, stride = K, at = q - K * K, dst = ds;
+    } else {
+      src = ws.de, stride = K, at = q - K * K - K, dst = de;
+    }
+    double sum = 0.0;
+    for (std::int64_t b = 0; b < B; ++b) sum += src[b * stride + at];
+    store(dst, f32, at, sum);
+  }
 }
 
 }  // namespace
@@ -245,6 +387,18 @@ void crf_forward(const CrfArgs& a, const void* tags, bool tags64, void* out, cud
             static_cast<std::size_t>(2 * a.K) * sizeof(double), stream, a, tags, tags64, out);
 }
 
+void crf_nll_grad(const CrfArgs& a, const void* tags, bool tags64, void* loss, void* dh, void* dA, void* ds,
+                  void* de, const CrfGradWork& ws, cudaStream_t stream) {
+  if (a.B <= 0) return;
+  const unsigned threads = a.K >= 256 ? 256u : static_cast<unsigned>((a.K + 31) / 32 * 32);
+  auto k = &nll_grad_kernel;
+  KX_LAUNCH(k, dim3(static_cast<unsigned>(a.B)), dim3(threads),
+            static_cast<std::size_t>(2 * a.K) * sizeof(double), stream, a, tags, tags64, loss, dh, ws);
+  auto r = &nll_reduce_kernel;
+  const std::int64_t n = a.K * a.K + 2 * a.K;
+  KX_LAUNCH(r, dim3(blocks_for(n, 256, 1024)), dim3(256), 0, stream, ws, a.B, a.K, a.f32, dA, ds, de);
+}
+
 // ------------------------------------------------- the front door's entries
 
 namespace {
@@ -269,17 +423,10 @@ void allow_shared(const char* op, void (*k)(CrfArgs, const void*, bool, void*), 
                "cudaFuncSetAttribute");
 }
 
-}  // namespace
-
-void crf_forward_run(const char* op, const CrfArgs& a, int device, const void* tags, bool tags64,
-                     void* out) {
-  DeviceScope scope(op, device);
-  check_args(op, a, device);
-  check_pointer(op, tags, device, "tags");
-  check_pointer(op, out, device, "out");
-  if (a.B == 0) return;
-  const cudaStream_t st = stream();
-  if (tags != nullptr && a.T > 0) {  // the tags' range first: a call that raises writes nothing
+/// The tags' range on the device, before any output is written: a call
+/// that raises (IndexError) writes nothing.
+void check_tags(const char* op, const CrfArgs& a, const void* tags, bool tags64, cudaStream_t st) {
+  if (a.T > 0) {
     std::int64_t* bad = nullptr;
     std::int64_t host[3] = {0, 0, 0};
     check_call(op, cudaMallocAsync(reinterpret_cast<void**>(&bad), sizeof host, st), "cudaMallocAsync");
@@ -296,9 +443,62 @@ void crf_forward_run(const char* op, const CrfArgs& a, int device, const void* t
       fail(ErrorKind::Index, op, "tags must be in [0, ", a.K, ") on valid steps; got ", host[1], " at (",
            host[2] / a.T, ", ", host[2] % a.T, ")");
   }
+}
+
+}  // namespace
+
+void crf_forward_run(const char* op, const CrfArgs& a, int device, const void* tags, bool tags64,
+                     void* out) {
+  DeviceScope scope(op, device);
+  check_args(op, a, device);
+  check_pointer(op, tags, device, "tags");
+  check_pointer(op, out, device, "out");
+  if (a.B == 0) return;
+  const cudaStream_t st = stream();
+  if (tags != nullptr) check_tags(op, a, tags, tags64, st);
   allow_shared(op, &forward_kernel, a.K);
   crf_forward(a, tags, tags64, out, st);
   check_launch(op);
+}
+
+void crf_nll_grad_run(const char* op, const CrfArgs& a, int device, const void* tags, bool tags64, void* loss,
+                      void* dh, void* dA, void* ds, void* de) {
+  DeviceScope scope(op, device);
+  check_args(op, a, device);
+  check_pointer(op, tags, device, "tags");
+  check_pointer(op, loss, device, "loss");
+  check_pointer(op, dh, device, "d_emissions");
+  check_pointer(op, dA, device, "d_transitions");
+  check_pointer(op, ds, device, "d_start");
+  check_pointer(op, de, device, "d_end");
+  const cudaStream_t st = stream();
+  if (a.B == 0) {  // no sequence: zero parameter gradients
+    const std::size_t w = a.f32 ? sizeof(float) : sizeof(double);
+    const std::size_t K = static_cast<std::size_t>(a.K);
+    cudaError_t e = cudaMemsetAsync(dA, 0, K * K * w, st);
+    if (e == cudaSuccess) e = cudaMemsetAsync(ds, 0, K * w, st);
+    if (e == cudaSuccess) e = cudaMemsetAsync(de, 0, K * w, st);
+    check_call(op, e, "cudaMemsetAsync");
+    return;
+  }
+  check_tags(op, a, tags, tags64, st);
+  const std::size_t B = static_cast<std::size_t>(a.B), T = static_cast<std::size_t>(a.T > 0 ? a.T : 1),
+                    K = static_cast<std::size_t>(a.K);
+  const std::size_t n = B * T * K + B * K * K + 2 * B * K;
+  double* buf = nullptr;
+  check_call(op, cudaMallocAsync(reinterpret_cast<void**>(&buf), n * sizeof(double), st), "cudaMallocAsync");
+  const CrfGradWork ws{buf, buf + B * T * K, buf + B * T * K + B * K * K, buf + B * T * K + B * K * K + B * K};
+  cudaError_t e = cudaSuccess;
+  if (2 * K * sizeof(double) > 48 * 1024) {
+    auto k = &nll_grad_kernel;
+    e = cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(2 * K * sizeof(double)));
+  }
+  if (e == cudaSuccess) {
+    crf_nll_grad(a, tags, tags64, loss, dh, dA, ds, de, ws, st);
+    e = cudaGetLastError();
+  }
+  cudaFreeAsync(buf, st);
+  check_call(op, e, "the nll_grad kernels");
 }
 
 void crf_viterbi_run(const char* op, const CrfArgs& a, int device, std::int64_t* paths, void* scores) {

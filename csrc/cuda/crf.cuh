@@ -23,6 +23,24 @@ void crf_viterbi(const CrfArgs& a, std::int64_t* paths, void* scores, std::int32
 /// forbidden path); 0 for a row without valid steps. Tags are not checked here.
 void crf_forward(const CrfArgs& a, const void* tags, bool tags64, void* out, cudaStream_t stream);
 
+/// Workspace of crf_nll_grad (device memory): alpha [B,T,K], the
+/// per-sequence gradient shares dA [B,K,K], ds and de [B,K], all double.
+struct CrfGradWork {
+  double* alpha;
+  double* dA;
+  double* ds;
+  double* de;
+};
+
+/// The negative log-likelihood and its gradients (forward-backward in log
+/// space, double precision): loss [B], dh [B,T,K] (0 at masked steps),
+/// dA [K,K], ds, de [K], all in the emissions' dtype. The shares of dA, ds
+/// and de are summed over the sequences in order (deterministic). A row
+/// whose gold path is forbidden: loss +inf, no gradient; an empty row: loss
+/// 0. Tags are not checked here.
+void crf_nll_grad(const CrfArgs& a, const void* tags, bool tags64, void* loss, void* dh, void* dA, void* ds,
+                  void* de, const CrfGradWork& ws, cudaStream_t stream);
+
 /// bad[0..3) = (1, value, flat index) when a tag at a valid step (mask
 /// nullable) is outside [0, K); bad must hold zeros on entry.
 unsigned crf_check_tags_blocks(std::int64_t n);

@@ -28,6 +28,10 @@ void optim_scale(const char* op, const std::vector<Array>&, int, double) { no_ke
 
 void crf_forward_run(const char* op, const CrfArgs&, int, const void*, bool, void*) { no_kernel(op); }
 
+void crf_nll_grad_run(const char* op, const CrfArgs&, int, const void*, bool, void*, void*, void*, void*, void*) {
+  no_kernel(op);
+}
+
 void crf_viterbi_run(const char* op, const CrfArgs&, int, std::int64_t*, void*) { no_kernel(op); }
 
 }  // namespace cuda

@@ -156,8 +156,13 @@ def log_likelihood(emissions, tags, transitions, *, mask=None, start=None, end=N
     )
 
 
-def nll_grad(emissions, tags, transitions, *, mask=None, start=None, end=None, allowed=None):
+def nll_grad(emissions, tags, transitions, *, mask=None, start=None, end=None, allowed=None, stream=None):
     """The negative log-likelihood and its gradients in one forward-backward pass.
+
+    On the GPU as :func:`log_partition` (tags in GPU memory too; the five
+    results are arrays of the emissions' library on their device; the
+    parameter gradients are summed over the batch in a fixed order, so
+    repeated calls give the same bits).
 
     Returns a :class:`CRFGrad` ``(loss[B], d_emissions[B,T,K],
     d_transitions[K,K], d_start[K], d_end[K])`` where ``loss = -log_likelihood``
@@ -177,6 +182,9 @@ def nll_grad(emissions, tags, transitions, *, mask=None, start=None, end=None, a
 
     Reference twin: :func:`kexue.reference.crf.nll_grad`.
     """
+    if _kcuda.is_gpu_array(emissions):
+        return CRFGrad(*_kcuda._crf_nll_grad(emissions, tags, transitions, mask, start, end, allowed, stream))
+    _host_stream("crf.nll_grad", stream)
     out = _core.crf_nll_grad(
         arr(emissions), arr(tags), arr(transitions),
         **_opts("crf.nll_grad", mask, start, end, allowed),

@@ -11,10 +11,12 @@ array of one call must be on one device; GPU arrays must be C-contiguous
 (kexue never copies device memory).
 
 Ops with CUDA kernels in this release: :func:`kexue.crf.viterbi`,
-:func:`kexue.crf.log_partition` and :func:`kexue.crf.log_likelihood` (their
-outputs are allocated on the emissions' device with their library, torch or
-CuPy, K <= 2048; paths and Viterbi scores equal the CPU's bit for bit, log Z
-and log p(tags) are computed in float64 and agree to rounding),
+:func:`kexue.crf.log_partition`, :func:`kexue.crf.log_likelihood` and
+:func:`kexue.crf.nll_grad` (their outputs are allocated on the emissions'
+device with their library, torch or CuPy, K <= 2048; paths and Viterbi
+scores equal the CPU's bit for bit; log Z, log p(tags), the loss and its
+gradients are computed in float64 and agree to rounding, the parameter
+gradients summed over the batch in a fixed order),
 :func:`kexue.optim.functional.sgd_`,
 :func:`~kexue.optim.functional.adam_`, :func:`~kexue.optim.functional.adamw_`,
 :func:`~kexue.optim.functional.adax_`, :func:`~kexue.optim.functional.lion_`
@@ -147,7 +149,7 @@ def _empty(op, like, shape, dtype):
 
 
 def _crf_prepare(op, emissions, allowed):
-    """The kexue._cuda module, (allowed, allowed_start, allowed_end) and (B, T)
+    """The kexue._cuda module, (allowed, allowed_start, allowed_end) and (B, T, K)
     of a CRF call on GPU emissions."""
     m = _module(op)
     if isinstance(allowed, tuple):
@@ -162,13 +164,13 @@ def _crf_prepare(op, emissions, allowed):
         shape = emissions.__cuda_array_interface__["shape"]
     if len(shape) != 3:
         raise ValueError(f"[kexue.{op}] emissions must be 3-D [B,T,K]; got shape {tuple(shape)}")
-    return m, (al, als, ale), (int(shape[0]), int(shape[1]))
+    return m, (al, als, ale), (int(shape[0]), int(shape[1]), int(shape[2]))
 
 
 def _crf_viterbi(emissions, transitions, mask, start, end, allowed, stream):
     """kexue.crf.viterbi for GPU emissions (see there)."""
     op = "crf.viterbi"
-    m, (al, als, ale), (B, T) = _crf_prepare(op, emissions, allowed)
+    m, (al, als, ale), (B, T, _) = _crf_prepare(op, emissions, allowed)
     paths = _empty(op, emissions, (B, T), "int64")
     scores = _empty(op, emissions, (B,), None)
     with _on_stream(m, _stream_handle(op, stream)):
@@ -178,10 +180,22 @@ def _crf_viterbi(emissions, transitions, mask, start, end, allowed, stream):
 
 def _crf_forward(op, emissions, tags, transitions, mask, start, end, allowed, stream):
     """kexue.crf.log_partition (tags None) and log_likelihood for GPU emissions."""
-    m, (al, als, ale), (B, _) = _crf_prepare(op, emissions, allowed)
+    m, (al, als, ale), (B, _, _) = _crf_prepare(op, emissions, allowed)
     out = _empty(op, emissions, (B,), None)
     with _on_stream(m, _stream_handle(op, stream)):
         m.crf_forward_into(op, emissions, tags, transitions, mask, start, end, al, als, ale, out)
+    return out
+
+
+def _crf_nll_grad(emissions, tags, transitions, mask, start, end, allowed, stream):
+    """kexue.crf.nll_grad for GPU emissions: (loss, d_emissions, d_transitions, d_start, d_end)."""
+    op = "crf.nll_grad"
+    m, (al, als, ale), (B, T, K) = _crf_prepare(op, emissions, allowed)
+    out = (_empty(op, emissions, (B,), None), _empty(op, emissions, (B, T, K), None),
+           _empty(op, emissions, (K, K), None), _empty(op, emissions, (K,), None),
+           _empty(op, emissions, (K,), None))
+    with _on_stream(m, _stream_handle(op, stream)):
+        m.crf_nll_grad_into(emissions, tags, transitions, mask, start, end, al, als, ale, *out)
     return out
 
 

@@ -673,6 +673,46 @@ void test_forward(std::int64_t B, std::int64_t TT, std::int64_t K, unsigned seed
   check(ok && hz[1] == 0.0 && static_cast<double>(dz.v[1]) == 0.0,
         std::string("cuda log_partition/log_likelihood ") + tname(sizeof(T)) + " " + what + " (" +
             std::to_string(inf_rows) + " forbidden gold paths): equal to the host's float64 to rounding");
+
+  // nll_grad: the loss and all four gradients against the host's float64
+  const std::size_t KK = static_cast<std::size_t>(K * K), Kz = static_cast<std::size_t>(K);
+  std::vector<double> hloss(static_cast<std::size_t>(B)), hdh(BTK), hdA(KK), hds(Kz), hde(Kz);
+  kexue::crf::nll_grad(kexue::Array::of(em.data(), {B, TT, K}), kexue::Array::of(tags.data(), {B, TT}),
+                       kexue::Array::of(tr.data(), {K, K}), ho, kexue::Array::of(hloss.data(), {B}),
+                       kexue::Array::of(hdh.data(), {B, TT, K}), kexue::Array::of(hdA.data(), {K, K}),
+                       kexue::Array::of(hds.data(), {K}), kexue::Array::of(hde.data(), {K}));
+  Dev<T> gloss(z0), gdh(std::vector<T>(BTK, T(7))), gdA(std::vector<T>(KK, T(7))), gds(std::vector<T>(Kz, T(7))),
+      gde(std::vector<T>(Kz, T(7)));
+  kexue::crf::nll_grad(E, on(kexue::Array::of(dtags.v.data(), {B, TT}), 0), A, dopt,
+                       on(kexue::Array::of(gloss.v.data(), {B}), 0), on(kexue::Array::of(gdh.v.data(), {B, TT, K}), 0),
+                       on(kexue::Array::of(gdA.v.data(), {K, K}), 0), on(kexue::Array::of(gds.v.data(), {K}), 0),
+                       on(kexue::Array::of(gde.v.data(), {K}), 0));
+  // gradients: float64 to 1e-11 of max(1, |x|) (the parameter ones add B*T
+  // terms in another order), float32 to float rounding
+  const double gtol = sizeof(T) == 4 ? 2.0 * std::numeric_limits<float>::epsilon() : 1e-11;
+  auto gclose = [&](const std::vector<T>& got, const std::vector<double>& want, int* nans) {
+    for (std::size_t i = 0; i < want.size(); ++i) {
+      const double g = static_cast<double>(got[i]), w = want[i];
+      if (std::isnan(w)) {
+        ++*nans;
+        if (!std::isnan(g)) return false;
+      } else if (!(std::abs(g - w) <= gtol * std::max(1.0, std::abs(w)))) {
+        return false;
+      }
+    }
+    return true;
+  };
+  bool gok = true;
+  for (std::int64_t b = 0; b < B; ++b)
+    gok = gok && close(static_cast<double>(gloss.v[static_cast<std::size_t>(b)]), hloss[static_cast<std::size_t>(b)]);
+  int nans = 0, param_nans = 0;
+  const bool dh_ok = gclose(gdh.v, hdh, &nans);
+  const bool par_ok = gclose(gdA.v, hdA, &param_nans) && gclose(gds.v, hds, &param_nans) &&
+                      gclose(gde.v, hde, &param_nans);
+  check(gok && dh_ok && par_ok && hloss[1] == 0.0,
+        std::string("cuda nll_grad ") + tname(sizeof(T)) + " " + what + " (" + std::to_string(nans) +
+            " NaN d_emissions, " + std::to_string(param_nans) +
+            " NaN parameter gradients): loss and gradients equal to the host's float64 to rounding");
 }
 
 void test_forward_bad_tags() {
@@ -696,10 +736,41 @@ void test_forward_bad_tags() {
   check(has(e, "tags must be in [0, 4) on valid steps; got 4 at (1, 1)") && dout.v == out &&
             kx_emu::g_launches == before + 1,
         "cuda log_likelihood: a tag out of range is an error before the forward pass (nothing written): " + e);
+  std::vector<double> dh0(24, 7.0), dA0(16, 7.0), d40(4, 7.0);
+  Dev<double> ddh(dh0), ddA(dA0), dds(d40), dde(d40);
+  const long before2 = kx_emu::g_launches;
+  e = error_of([&] {
+    kexue::crf::nll_grad(on(kexue::Array::of(dem.v.data(), {2, 3, 4})), on(kexue::Array::of(dtags.v.data(), {2, 3})),
+                         on(kexue::Array::of(dtr.v.data(), {4, 4})), o, on(kexue::Array::of(dout.v.data(), {2})),
+                         on(kexue::Array::of(ddh.v.data(), {2, 3, 4})), on(kexue::Array::of(ddA.v.data(), {4, 4})),
+                         on(kexue::Array::of(dds.v.data(), {4})), on(kexue::Array::of(dde.v.data(), {4})));
+  });
+  check(has(e, "[kexue.crf.nll_grad] tags must be in [0, 4) on valid steps; got 4 at (1, 1)") && dout.v == out &&
+            ddh.v == dh0 && ddA.v == dA0 && dds.v == d40 && dde.v == d40 && kx_emu::g_launches == before2 + 1,
+        "cuda nll_grad: a tag out of range is an error before any gradient is written: " + e);
   dmask.v[4] = 0;  // the bad tag on a masked step is ignored
   kexue::crf::log_likelihood(on(kexue::Array::of(dem.v.data(), {2, 3, 4})), on(kexue::Array::of(dtags.v.data(), {2, 3})),
                              on(kexue::Array::of(dtr.v.data(), {4, 4})), o, on(kexue::Array::of(dout.v.data(), {2})));
   check(std::isfinite(dout.v[1]) && dout.v[1] < 0.0, "cuda log_likelihood: tags on masked steps are not checked");
+}
+
+/// nll_grad with B = 0: zero parameter gradients, nothing launched.
+void test_nll_grad_no_rows() {
+  std::vector<float> none, A(9, 0.5f), g9(9, 7.0f), g3(3, 7.0f);
+  Dev<float> dem(none), dA(A), dgA(g9), dgs(g3), dge(g3), dloss(none), ddh(none);
+  Dev<std::int64_t> dtags(std::vector<std::int64_t>{});
+  auto on = [](kexue::Array x) {
+    x.device = 0;
+    return x;
+  };
+  const long before = kx_emu::g_launches;
+  kexue::crf::nll_grad(on(kexue::Array::of(dem.v.data(), {0, 4, 3})), on(kexue::Array::of(dtags.v.data(), {0, 4})),
+                       on(kexue::Array::of(dA.v.data(), {3, 3})), {}, on(kexue::Array::of(dloss.v.data(), {0})),
+                       on(kexue::Array::of(ddh.v.data(), {0, 4, 3})), on(kexue::Array::of(dgA.v.data(), {3, 3})),
+                       on(kexue::Array::of(dgs.v.data(), {3})), on(kexue::Array::of(dge.v.data(), {3})));
+  const std::vector<float> z9(9, 0.0f), z3(3, 0.0f);
+  check(dgA.v == z9 && dgs.v == z3 && dge.v == z3 && kx_emu::g_launches == before,
+        "cuda nll_grad with no sequences: zero parameter gradients, no launch");
 }
 
 void test_viterbi_errors() {
@@ -739,7 +810,7 @@ const std::set<std::string> kCovered = {"adam", "sgd", "adax", "lion", "sumsq", 
                                         "scale", "adam_multi", "sgd_multi", "adax_multi",
                                         "lion_multi", "scale_multi", "sumsq_multi_blocks",
                                         "sumsq_multi", "ising_sweeps", "crf_viterbi", "crf_forward",
-                                        "crf_check_tags", "crf_check_tags_blocks"};
+                                        "crf_check_tags", "crf_check_tags_blocks", "crf_nll_grad"};
 
 /// The name declared by a line "<type> name(" at the start of a line of a
 /// launcher header (return types void, unsigned, double, float, int, bool).
@@ -830,6 +901,8 @@ int main(int argc, char** argv) {
   test_forward<double>(4, 7, 1, 13, false, "K = 1");
   test_forward<double>(3, 12, 300, 14, true, "K = 300");
   test_forward<float>(5, 30, 40, 15, false, "K = 40, T = 30");
+  test_forward<double>(5, 1, 3, 16, true, "T = 1");
+  test_nll_grad_no_rows();
   test_forward_bad_tags();
   test_front_door_errors();
   if (argc > 1) test_coverage(argv[1]);

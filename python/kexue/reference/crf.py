@@ -277,13 +277,15 @@ def log_likelihood(emissions, tags, transitions, *, mask=None, start=None, end=N
     return out.astype(dt)
 
 
-def nll_grad(emissions, tags, transitions, *, mask=None, start=None, end=None, allowed=None):
+def nll_grad(emissions, tags, transitions, *, mask=None, start=None, end=None, allowed=None, stream=None):
     """loss = -log_likelihood [B] and the gradients of loss.sum() (forward-backward, spec §1.4).
 
     d_emissions is 0 at masked steps; d_start/d_end are returned even when
     start/end are None (gradient w.r.t. zero vectors); a row whose gold path is
-    forbidden (loss +inf) contributes no gradient.
+    forbidden (loss +inf) contributes no gradient. ``stream`` (kexue's GPU
+    argument) must be None: the twin runs on the host.
     """
+    _host_only("nll_grad", stream)
     h, A, s, e, m, dt = _prepare(emissions, transitions, mask, start, end, allowed)
     y_all = np.asarray(tags)
     B, T, K = h.shape
