@@ -151,7 +151,7 @@ def test_host_memory_labelled_gpu_refused():
 def test_ops_without_cuda_kernels_refused():
     p, g, m, v = _host()
     with pytest.raises(ValueError, match="in GPU memory; this function has no CUDA kernel yet"):
-        kexue.crf.marginals(FakeGPU(np.zeros((2, 3, 4))), np.zeros((4, 4)))
+        kexue.crf.nbest(FakeGPU(np.zeros((2, 3, 4))), np.zeros((4, 4)), 2)
     with pytest.raises(ValueError, match="in GPU memory; this function has no CUDA kernel yet"):
         kexue.losses.multilabel_crossentropy(FakeGPU(np.zeros((2, 3))), np.zeros((2, 3)))
     if kc.built():
@@ -175,11 +175,11 @@ def test_viterbi_gpu_arguments():
 
 
 @pytest.mark.skipif(not kc.built(), reason="kexue._cuda not built")
-@pytest.mark.parametrize("op", ["log_partition", "log_likelihood", "nll_grad"])
+@pytest.mark.parametrize("op", ["log_partition", "log_likelihood", "nll_grad", "marginals"])
 def test_crf_forward_gpu_arguments(op):
-    """crf.log_partition/log_likelihood/nll_grad's GPU path: the same refusals as viterbi's."""
+    """crf.log_partition/log_likelihood/nll_grad/marginals' GPU path: the same refusals as viterbi's."""
     fn = getattr(kexue.crf, op)
-    tagged = op != "log_partition"
+    tagged = op in ("log_likelihood", "nll_grad")
     call = (lambda em, A, **kw: fn(em, FakeGPU(np.zeros((2, 3), np.int64)), A, **kw)) if tagged else fn
     em, A = FakeGPU(np.zeros((2, 3, 4))), FakeGPU(np.zeros((4, 4)))
     with pytest.raises(TypeError, match=rf"\[kexue.crf.{op}\] kexue allocates GPU outputs with the input's library"):
@@ -425,7 +425,7 @@ def test_gpu_viterbi_bitwise_equal_cpu(dtype, shape):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("shape", [(6, 9, 5), (3, 1, 1), (2, 0, 3), (4, 33, 300), (64, 50, 40)])
 def test_gpu_crf_forward_matches_cpu(dtype, shape):
-    """log Z, log p(tags) and nll_grad on the GPU (float64 inside) against the
+    """log Z, log p(tags), marginals and nll_grad on the GPU (float64 inside) against the
     CPU's float64 results: 1e-12 relative in float64 (1e-11 of max(1, |x|) for
     the gradients), two float32 ulps in float32."""
     B, T, K = shape
@@ -454,7 +454,13 @@ def test_gpu_crf_forward_matches_cpu(dtype, shape):
             np.testing.assert_array_equal(got[~np.isfinite(want)], want[~np.isfinite(want)])
             fin = np.isfinite(want)
             np.testing.assert_array_less(np.abs(got[fin] - want[fin]), tol * np.maximum(1.0, np.abs(want[fin])) + 1e-300)
-        # nll_grad: the loss and all four gradients
+        # marginals, and nll_grad: the loss and all four gradients
+        want_mu = kexue.crf.marginals(em.astype(np.float64), A.astype(np.float64), **hkw)
+        got_mu = to_host(kexue.crf.marginals(to_gpu(em), to_gpu(A), **gkw))
+        assert got_mu.dtype == dtype and got_mu.shape == want_mu.shape
+        np.testing.assert_array_equal(np.isnan(got_mu), np.isnan(want_mu))
+        ok = ~np.isnan(want_mu)
+        np.testing.assert_array_less(np.abs(got_mu[ok] - want_mu[ok]), tol + 1e-300)
         want = kexue.crf.nll_grad(em.astype(np.float64), tags, A.astype(np.float64), **hkw)
         got = kexue.crf.nll_grad(to_gpu(em), to_gpu(tags), to_gpu(A), **gkw)
         sync()

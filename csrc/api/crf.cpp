@@ -1,6 +1,6 @@
 // csrc/api/crf.cpp - the front door of kexue::crf: every check, then the one
 // dispatch point (the CPU backend; the CUDA one for log_partition,
-// log_likelihood, nll_grad and viterbi on GPU arrays).
+// log_likelihood, nll_grad, marginals and viterbi on GPU arrays).
 #include "kexue/crf.hpp"
 
 #include <string>
@@ -182,6 +182,13 @@ void nll_grad_gpu(const char* op, const Array& em, const Array& tags, const Arra
                          d_trans.data, d_start.data, d_end.data);
 }
 
+void marginals_gpu(const char* op, const Array& em, const Array& trans, const Options& opt, const Array& out) {
+  cuda::CrfArgs a{};
+  const GpuCall c = gpu_call(op, em, trans, opt, &a);
+  c.arg(out, "out", c.dt, {c.B, c.T, c.K}, "[B,T,K]");
+  cuda::crf_marginals_run(op, a, c.dev, out.data);
+}
+
 void viterbi_gpu(const char* op, const Array& em, const Array& trans, const Options& opt,
                  const Array& paths, const Array& scores) {
   cuda::CrfArgs a{};
@@ -252,6 +259,10 @@ void nll_grad(const Array& emissions, const Array& tags, const Array& transition
 void marginals(const Array& emissions, const Array& transitions, const Options& opt,
                const Array& out) {
   const char* op = "crf.marginals";
+  if (emissions.on_gpu()) {
+    marginals_gpu(op, emissions, transitions, opt, out);
+    return;
+  }
   const Prepared p = check_inputs(op, emissions, nullptr, transitions, opt);
   api::check_arg(op, out, "out", p.dt, {p.B, p.T, p.K}, "[B,T,K]");
   cpu::CrfOutputs o;

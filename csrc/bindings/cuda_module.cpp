@@ -65,7 +65,7 @@ PYBIND11_MODULE(_cuda, m) {
   m.def("get_stream", [] { return reinterpret_cast<std::uintptr_t>(kexue::cuda::current_stream()); });
   kexue::bind::register_optim(m);
 
-  // crf.viterbi, log_partition, log_likelihood and nll_grad into caller-allocated GPU
+  // crf.viterbi, log_partition, log_likelihood, nll_grad and marginals into caller-allocated GPU
   // outputs (kexue.crf allocates them with the emissions' library); None for
   // the absent options.
   m.def(
@@ -100,6 +100,19 @@ PYBIND11_MODULE(_cuda, m) {
       py::arg("emissions"), py::arg("tags"), py::arg("transitions"), py::arg("mask"), py::arg("start"),
       py::arg("end"), py::arg("allowed"), py::arg("allowed_start"), py::arg("allowed_end"), py::arg("loss"),
       py::arg("d_emissions"), py::arg("d_transitions"), py::arg("d_start"), py::arg("d_end"));
+  m.def(
+      "crf_marginals_into",
+      [](const py::object& em, const py::object& trans, const py::object& mask, const py::object& start,
+         const py::object& end, const py::object& allowed, const py::object& allowed_start,
+         const py::object& allowed_end, const py::object& out) {
+        const char* op = "crf.marginals";
+        const CrfViews v(op, em, trans, mask, start, end, allowed, allowed_start, allowed_end);
+        const kexue::Array o = gpu_arg(op, out, "out", true);
+        py::gil_scoped_release nogil;
+        kexue::crf::marginals(v.em, v.trans, v.opt, o);
+      },
+      py::arg("emissions"), py::arg("transitions"), py::arg("mask"), py::arg("start"), py::arg("end"),
+      py::arg("allowed"), py::arg("allowed_start"), py::arg("allowed_end"), py::arg("out"));
   m.def(
       "crf_forward_into",
       [](const std::string& which, const py::object& em, const py::object& tags, const py::object& trans,

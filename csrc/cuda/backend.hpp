@@ -66,6 +66,9 @@ void crf_forward_run(const char* op, const CrfArgs& a, int device, const void* t
 void crf_nll_grad_run(const char* op, const CrfArgs& a, int device, const void* tags, bool tags64, void* loss,
                       void* d_emissions, void* d_transitions, void* d_start, void* d_end);
 
+/// crf.marginals of checked arguments on `device` into out [B,T,K].
+void crf_marginals_run(const char* op, const CrfArgs& a, int device, void* out);
+
 /// crf.viterbi of checked arguments on `device`: paths [B,T] int64 and
 /// scores [B] (the emissions' dtype) written there.
 void crf_viterbi_run(const char* op, const CrfArgs& a, int device, std::int64_t* paths, void* scores);

@@ -11,7 +11,8 @@
 // - nll_grad: the forward pass kept in a workspace, the backward pass
 //   writing each step's marginals minus the gold one-hot as it goes, the
 //   parameter gradients as per-sequence shares summed in order of b
-//   (deterministic; the CPU's to rounding).
+//   (deterministic; the CPU's to rounding); marginals: the same kernel
+//   without tags.
 // Compiled by nvcc (-Werror) and, for the emulator tests, as plain C++.
 #include <cmath>
 #include <string>
@@ -255,7 +256,9 @@ __device__ inline void store(void* p, bool f32, std::int64_t i, double v) {
 /// [b] (0 at masked steps) and this sequence's share of the parameter
 /// gradients in ws.dA [b,K,K], ws.ds, ws.de [b,K] (summed over b by
 /// nll_reduce_kernel, in order). A forbidden gold path: loss +inf and no
-/// gradient; an empty row: loss 0 and none.
+/// gradient; an empty row: loss 0 and none. Without tags (marginals): dh
+/// gets the node marginals mu alone (0 on rows whose every path is
+/// forbidden), and loss and ws.dA/ds/de are not used (may be null).
 __global__ void nll_grad_kernel(CrfArgs a, const void* tags, bool tags64, void* loss, void* dh,
                                 CrfGradWork ws) {
   KX_DYNAMIC_SHARED(double, smem);  // cur [K], nxt [K]
@@ -265,12 +268,15 @@ __global__ void nll_grad_kernel(CrfArgs a, const void* tags, bool tags64, void* 
   double* nxt = smem + K;
   const unsigned tid = threadIdx.x, nt = blockDim.x;
   const bool* mrow = a.mask != nullptr ? a.mask + b * T : nullptr;
+  const bool marg = tags == nullptr;
   double* alpha = ws.alpha + b * T * K;  // [L,K], compact over the valid steps
-  double* dA = ws.dA + b * K * K;
-  double* ds = ws.ds + b * K;
-  double* de = ws.de + b * K;
-  for (std::int64_t q = tid; q < K * K; q += nt) dA[q] = 0.0;
-  for (std::int64_t k = tid; k < K; k += nt) ds[k] = de[k] = 0.0;
+  double* dA = marg ? nullptr : ws.dA + b * K * K;
+  double* ds = marg ? nullptr : ws.ds + b * K;
+  double* de = marg ? nullptr : ws.de + b * K;
+  if (!marg) {
+    for (std::int64_t q = tid; q < K * K; q += nt) dA[q] = 0.0;
+    for (std::int64_t k = tid; k < K; k += nt) ds[k] = de[k] = 0.0;
+  }
   // forward: alpha of every valid step
   std::int64_t L = 0;
   for (std::int64_t t = 0; t < T; ++t) {
@@ -289,11 +295,11 @@ __global__ void nll_grad_kernel(CrfArgs a, const void* tags, bool tags64, void* 
     double logz = 0.0, sc = -kInfD;
     if (L > 0) {
       logz = lse_col(cur, a, 0, false);
-      sc = gold_score(a, tags, tags64, b, mrow);
+      sc = marg ? logz : gold_score(a, tags, tags64, b, mrow);
     }
     sh[0] = logz;
     sh[1] = sc;
-    store(loss, a.f32, b, L == 0 ? 0.0 : (sc == -kInfD ? kInfD : logz - sc));
+    if (!marg) store(loss, a.f32, b, L == 0 ? 0.0 : (sc == -kInfD ? kInfD : logz - sc));
   }
   __syncthreads();
   const double logz = sh[0];
@@ -309,26 +315,28 @@ __global__ void nll_grad_kernel(CrfArgs a, const void* tags, bool tags64, void* 
       continue;
     }
     --l;
-    const std::int64_t y = tag_at(tags, tags64, b * T + t);
+    const std::int64_t y = marg ? -1 : tag_at(tags, tags64, b * T + t);
     for (std::int64_t j = tid; j < K; j += nt) {
       const double mu = exp(alpha[l * K + j] + cur[j] - logz);
       const double g = mu - (j == y ? 1.0 : 0.0);
       store(dh, a.f32, hb + j, g);
-      if (l == 0) ds[j] = g;
-      if (l == L - 1) de[j] = g;
+      if (!marg && l == 0) ds[j] = g;
+      if (!marg && l == L - 1) de[j] = g;
       nxt[j] = load(a.em, a.f32, hb + j) + cur[j];  // v = h_l + beta_l
     }
     __syncthreads();
     if (l > 0) {
-      // the previous valid step's tag, for the observed transition count
-      std::int64_t tp = t - 1;
-      while (mrow != nullptr && !mrow[tp]) --tp;
-      const std::int64_t yp = tag_at(tags, tags64, b * T + tp);
-      const double* ap = alpha + (l - 1) * K;
-      for (std::int64_t q = tid; q < K * K; q += nt) {
-        const std::int64_t i = q / K, j = q % K;
-        const double xi = exp(ap[i] + trans_at(a, q) + nxt[j] - logz);
-        dA[q] += xi - (i == yp && j == y ? 1.0 : 0.0);
+      if (!marg) {
+        // the previous valid step's tag, for the observed transition count
+        std::int64_t tp = t - 1;
+        while (mrow != nullptr && !mrow[tp]) --tp;
+        const std::int64_t yp = tag_at(tags, tags64, b * T + tp);
+        const double* ap = alpha + (l - 1) * K;
+        for (std::int64_t q = tid; q < K * K; q += nt) {
+          const std::int64_t i = q / K, j = q % K;
+          const double xi = exp(ap[i] + trans_at(a, q) + nxt[j] - logz);
+          dA[q] += xi - (i == yp && j == y ? 1.0 : 0.0);
+        }
       }
       // beta_{l-1} into cur: past the barrier above nothing reads beta_l
       for (std::int64_t i = tid; i < K; i += nt) cur[i] = lse_row(nxt, a, i);
@@ -397,6 +405,15 @@ void crf_nll_grad(const CrfArgs& a, const void* tags, bool tags64, void* loss, v
   auto r = &nll_reduce_kernel;
   const std::int64_t n = a.K * a.K + 2 * a.K;
   KX_LAUNCH(r, dim3(blocks_for(n, 256, 1024)), dim3(256), 0, stream, ws, a.B, a.K, a.f32, dA, ds, de);
+}
+
+void crf_marginals(const CrfArgs& a, void* out, double* alpha, cudaStream_t stream) {
+  if (a.B <= 0) return;
+  const unsigned threads = a.K >= 256 ? 256u : static_cast<unsigned>((a.K + 31) / 32 * 32);
+  auto k = &nll_grad_kernel;
+  const CrfGradWork ws{alpha, nullptr, nullptr, nullptr};
+  KX_LAUNCH(k, dim3(static_cast<unsigned>(a.B)), dim3(threads),
+            static_cast<std::size_t>(2 * a.K) * sizeof(double), stream, a, nullptr, false, nullptr, out, ws);
 }
 
 // ------------------------------------------------- the front door's entries
@@ -499,6 +516,28 @@ void crf_nll_grad_run(const char* op, const CrfArgs& a, int device, const void* 
   }
   cudaFreeAsync(buf, st);
   check_call(op, e, "the nll_grad kernels");
+}
+
+void crf_marginals_run(const char* op, const CrfArgs& a, int device, void* out) {
+  DeviceScope scope(op, device);
+  check_args(op, a, device);
+  check_pointer(op, out, device, "out");
+  if (a.B == 0) return;
+  const cudaStream_t st = stream();
+  const std::size_t n = static_cast<std::size_t>(a.B * (a.T > 0 ? a.T : 1) * a.K);
+  double* alpha = nullptr;
+  check_call(op, cudaMallocAsync(reinterpret_cast<void**>(&alpha), n * sizeof(double), st), "cudaMallocAsync");
+  cudaError_t e = cudaSuccess;
+  if (2 * a.K * static_cast<std::int64_t>(sizeof(double)) > 48 * 1024) {
+    auto k = &nll_grad_kernel;
+    e = cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(2 * a.K * sizeof(double)));
+  }
+  if (e == cudaSuccess) {
+    crf_marginals(a, out, alpha, st);
+    e = cudaGetLastError();
+  }
+  cudaFreeAsync(alpha, st);
+  check_call(op, e, "the marginals kernel");
 }
 
 void crf_viterbi_run(const char* op, const CrfArgs& a, int device, std::int64_t* paths, void* scores) {

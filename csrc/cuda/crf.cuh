@@ -41,6 +41,11 @@ struct CrfGradWork {
 void crf_nll_grad(const CrfArgs& a, const void* tags, bool tags64, void* loss, void* dh, void* dA, void* ds,
                   void* de, const CrfGradWork& ws, cudaStream_t stream);
 
+/// The node marginals out [B,T,K] (the emissions' dtype; 0 at masked steps
+/// and on rows whose every path is forbidden): crf_nll_grad's kernel
+/// without tags. alpha: workspace of B*T*K doubles.
+void crf_marginals(const CrfArgs& a, void* out, double* alpha, cudaStream_t stream);
+
 /// bad[0..3) = (1, value, flat index) when a tag at a valid step (mask
 /// nullable) is outside [0, K); bad must hold zeros on entry.
 unsigned crf_check_tags_blocks(std::int64_t n);

@@ -192,11 +192,11 @@ def nll_grad(emissions, tags, transitions, *, mask=None, start=None, end=None, a
     return CRFGrad(*out)
 
 
-def marginals(emissions, transitions, *, mask=None, start=None, end=None, allowed=None):
+def marginals(emissions, transitions, *, mask=None, start=None, end=None, allowed=None, stream=None):
     """Posterior tag probabilities p(y_t = k | x) [B,T,K].
 
     Each valid step sums to 1; masked steps, and rows whose every path is
-    forbidden, are 0.
+    forbidden, are 0. On the GPU as :func:`log_partition`.
 
     Examples
     --------
@@ -207,6 +207,9 @@ def marginals(emissions, transitions, *, mask=None, start=None, end=None, allowe
 
     Reference twin: :func:`kexue.reference.crf.marginals`.
     """
+    if _kcuda.is_gpu_array(emissions):
+        return _kcuda._crf_marginals(emissions, transitions, mask, start, end, allowed, stream)
+    _host_stream("crf.marginals", stream)
     return _core.crf_marginals(
         arr(emissions), arr(transitions), **_opts("crf.marginals", mask, start, end, allowed)
     )

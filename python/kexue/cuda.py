@@ -11,11 +11,11 @@ array of one call must be on one device; GPU arrays must be C-contiguous
 (kexue never copies device memory).
 
 Ops with CUDA kernels in this release: :func:`kexue.crf.viterbi`,
-:func:`kexue.crf.log_partition`, :func:`kexue.crf.log_likelihood` and
-:func:`kexue.crf.nll_grad` (their outputs are allocated on the emissions'
+:func:`kexue.crf.log_partition`, :func:`kexue.crf.log_likelihood`,
+:func:`kexue.crf.nll_grad` and :func:`kexue.crf.marginals` (their outputs are allocated on the emissions'
 device with their library, torch or CuPy, K <= 2048; paths and Viterbi
-scores equal the CPU's bit for bit; log Z, log p(tags), the loss and its
-gradients are computed in float64 and agree to rounding, the parameter
+scores equal the CPU's bit for bit; log Z, log p(tags), the marginals, the
+loss and its gradients are computed in float64 and agree to rounding, the parameter
 gradients summed over the batch in a fixed order),
 :func:`kexue.optim.functional.sgd_`,
 :func:`~kexue.optim.functional.adam_`, :func:`~kexue.optim.functional.adamw_`,
@@ -196,6 +196,16 @@ def _crf_nll_grad(emissions, tags, transitions, mask, start, end, allowed, strea
            _empty(op, emissions, (K,), None))
     with _on_stream(m, _stream_handle(op, stream)):
         m.crf_nll_grad_into(emissions, tags, transitions, mask, start, end, al, als, ale, *out)
+    return out
+
+
+def _crf_marginals(emissions, transitions, mask, start, end, allowed, stream):
+    """kexue.crf.marginals for GPU emissions [B,T,K]."""
+    op = "crf.marginals"
+    m, (al, als, ale), (B, T, K) = _crf_prepare(op, emissions, allowed)
+    out = _empty(op, emissions, (B, T, K), None)
+    with _on_stream(m, _stream_handle(op, stream)):
+        m.crf_marginals_into(emissions, transitions, mask, start, end, al, als, ale, out)
     return out
 
 

@@ -360,6 +360,12 @@ std::string error_of(F f) {
 
 bool has(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
 
+/// x marked as memory of cuda:0.
+kexue::Array on(kexue::Array x) {
+  x.device = 0;
+  return x;
+}
+
 /// AdamW (amsgrad), SGD with momentum, AdaX and Lion through the front door on
 /// two arrays marked as cuda:0, against the same calls on host arrays.
 template <class T>
@@ -509,13 +515,14 @@ void test_front_door_errors() {
   std::vector<double> em(2 * 3 * 4);
   kexue::Array ea = kexue::Array::of(em.data(), {2, 3, 4});
   ea.device = 0;
-  std::vector<double> tr(4 * 4), out(2 * 3 * 4);
+  std::vector<double> tr(4 * 4), sc(2 * 2);
+  std::vector<std::int64_t> paths(2 * 2 * 3);
   e = error_of([&] {
-    kexue::crf::marginals(ea, kexue::Array::of(tr.data(), {4, 4}), kexue::crf::Options{},
-                          kexue::Array::of(out.data(), {2, 3, 4}));
+    kexue::crf::nbest(ea, kexue::Array::of(tr.data(), {4, 4}), 2, kexue::crf::Options{},
+                      kexue::Array::of(paths.data(), {2, 2, 3}), kexue::Array::of(sc.data(), {2, 2}));
   });
-  check(has(e, "crf.marginals") && has(e, "emissions is in GPU memory (cuda:0)"),
-        "front door: CRF marginals (no CUDA kernel) refuses GPU arrays: " + e);
+  check(has(e, "crf.nbest") && has(e, "emissions is in GPU memory (cuda:0)"),
+        "front door: CRF nbest (no CUDA kernel) refuses GPU arrays: " + e);
   e = error_of([&] { kexue::optim::child_tuning({dg.a()}, 0.5, 1, 0); });
   check(has(e, "optim.child_tuning_") && has(e, "no CUDA kernel"), "front door: child_tuning on the GPU refused: " + e);
   check(kx_emu::g_launches == before && same_bits(dp.v, p_before), "front door: refused calls launched and wrote nothing");
@@ -674,6 +681,13 @@ void test_forward(std::int64_t B, std::int64_t TT, std::int64_t K, unsigned seed
         std::string("cuda log_partition/log_likelihood ") + tname(sizeof(T)) + " " + what + " (" +
             std::to_string(inf_rows) + " forbidden gold paths): equal to the host's float64 to rounding");
 
+  // marginals: 0 at masked steps and on rows whose every path is forbidden
+  std::vector<double> hmu(BTK);
+  kexue::crf::marginals(kexue::Array::of(em.data(), {B, TT, K}), kexue::Array::of(tr.data(), {K, K}), ho,
+                        kexue::Array::of(hmu.data(), {B, TT, K}));
+  Dev<T> gmu(std::vector<T>(BTK, T(7)));
+  kexue::crf::marginals(E, A, dopt, on(kexue::Array::of(gmu.v.data(), {B, TT, K}), 0));
+
   // nll_grad: the loss and all four gradients against the host's float64
   const std::size_t KK = static_cast<std::size_t>(K * K), Kz = static_cast<std::size_t>(K);
   std::vector<double> hloss(static_cast<std::size_t>(B)), hdh(BTK), hdA(KK), hds(Kz), hde(Kz);
@@ -705,7 +719,10 @@ void test_forward(std::int64_t B, std::int64_t TT, std::int64_t K, unsigned seed
   bool gok = true;
   for (std::int64_t b = 0; b < B; ++b)
     gok = gok && close(static_cast<double>(gloss.v[static_cast<std::size_t>(b)]), hloss[static_cast<std::size_t>(b)]);
-  int nans = 0, param_nans = 0;
+  int nans = 0, param_nans = 0, mu_nans = 0;
+  const bool mu_ok = gclose(gmu.v, hmu, &mu_nans);
+  check(mu_ok, std::string("cuda marginals ") + tname(sizeof(T)) + " " + what + " (" + std::to_string(mu_nans) +
+                   " NaN): equal to the host's float64 to rounding");
   const bool dh_ok = gclose(gdh.v, hdh, &nans);
   const bool par_ok = gclose(gdA.v, hdA, &param_nans) && gclose(gds.v, hds, &param_nans) &&
                       gclose(gde.v, hde, &param_nans);
@@ -722,10 +739,6 @@ void test_forward_bad_tags() {
   Dev<double> dem(em), dtr(tr), dout(out);
   Dev<std::int64_t> dtags(tags);
   Dev<char> dmask(mask);
-  auto on = [](kexue::Array x) {
-    x.device = 0;
-    return x;
-  };
   kexue::crf::Options o;
   o.mask = on(kexue::Array(dmask.v.data(), kexue::DType::Bool, {2, 3}));
   const long before = kx_emu::g_launches;
@@ -754,15 +767,33 @@ void test_forward_bad_tags() {
   check(std::isfinite(dout.v[1]) && dout.v[1] < 0.0, "cuda log_likelihood: tags on masked steps are not checked");
 }
 
+/// Every path forbidden (no allowed transition, T = 3): marginals 0, the
+/// loss +inf and no gradient, as on the host.
+void test_crf_all_forbidden() {
+  std::vector<double> em(2 * 3 * 2, 0.25), tr(4, 0.5), mu(12, 7.0), loss(2, 7.0), dh(12, 7.0), dA(4, 7.0),
+      d2(2, 7.0), d2b(2, 7.0);
+  std::vector<std::int64_t> tags(6, 1);
+  std::vector<char> none(4, 0);
+  Dev<double> dem(em), dtr(tr), dmu(mu), dloss(loss), ddh(dh), ddA(dA), dds(d2), dde(d2b);
+  Dev<std::int64_t> dtags(tags);
+  Dev<char> dal(none);
+  kexue::crf::Options o;
+  o.allowed = on(kexue::Array(dal.v.data(), kexue::DType::Bool, {2, 2}));
+  const kexue::Array E = on(kexue::Array::of(dem.v.data(), {2, 3, 2})), A = on(kexue::Array::of(dtr.v.data(), {2, 2}));
+  kexue::crf::marginals(E, A, o, on(kexue::Array::of(dmu.v.data(), {2, 3, 2})));
+  kexue::crf::nll_grad(E, on(kexue::Array::of(dtags.v.data(), {2, 3})), A, o, on(kexue::Array::of(dloss.v.data(), {2})),
+                       on(kexue::Array::of(ddh.v.data(), {2, 3, 2})), on(kexue::Array::of(ddA.v.data(), {2, 2})),
+                       on(kexue::Array::of(dds.v.data(), {2})), on(kexue::Array::of(dde.v.data(), {2})));
+  const std::vector<double> z12(12, 0.0), z4(4, 0.0), z2(2, 0.0), inf2(2, std::numeric_limits<double>::infinity());
+  check(dmu.v == z12 && dloss.v == inf2 && ddh.v == z12 && ddA.v == z4 && dds.v == z2 && dde.v == z2,
+        "cuda marginals/nll_grad with every path forbidden: marginals 0, loss +inf, no gradient");
+}
+
 /// nll_grad with B = 0: zero parameter gradients, nothing launched.
 void test_nll_grad_no_rows() {
   std::vector<float> none, A(9, 0.5f), g9(9, 7.0f), g3(3, 7.0f);
   Dev<float> dem(none), dA(A), dgA(g9), dgs(g3), dge(g3), dloss(none), ddh(none);
   Dev<std::int64_t> dtags(std::vector<std::int64_t>{});
-  auto on = [](kexue::Array x) {
-    x.device = 0;
-    return x;
-  };
   const long before = kx_emu::g_launches;
   kexue::crf::nll_grad(on(kexue::Array::of(dem.v.data(), {0, 4, 3})), on(kexue::Array::of(dtags.v.data(), {0, 4})),
                        on(kexue::Array::of(dA.v.data(), {3, 3})), {}, on(kexue::Array::of(dloss.v.data(), {0})),
@@ -810,7 +841,8 @@ const std::set<std::string> kCovered = {"adam", "sgd", "adax", "lion", "sumsq", 
                                         "scale", "adam_multi", "sgd_multi", "adax_multi",
                                         "lion_multi", "scale_multi", "sumsq_multi_blocks",
                                         "sumsq_multi", "ising_sweeps", "crf_viterbi", "crf_forward",
-                                        "crf_check_tags", "crf_check_tags_blocks", "crf_nll_grad"};
+                                        "crf_check_tags", "crf_check_tags_blocks", "crf_nll_grad",
+                                        "crf_marginals"};
 
 /// The name declared by a line "<type> name(" at the start of a line of a
 /// launcher header (return types void, unsigned, double, float, int, bool).
@@ -903,6 +935,7 @@ int main(int argc, char** argv) {
   test_forward<float>(5, 30, 40, 15, false, "K = 40, T = 30");
   test_forward<double>(5, 1, 3, 16, true, "T = 1");
   test_nll_grad_no_rows();
+  test_crf_all_forbidden();
   test_forward_bad_tags();
   test_front_door_errors();
   if (argc > 1) test_coverage(argv[1]);

@@ -319,11 +319,13 @@ def nll_grad(emissions, tags, transitions, *, mask=None, start=None, end=None, a
     return CRFGrad(loss.astype(dt), dh.astype(dt), dA.astype(dt), ds.astype(dt), de.astype(dt))
 
 
-def marginals(emissions, transitions, *, mask=None, start=None, end=None, allowed=None):
+def marginals(emissions, transitions, *, mask=None, start=None, end=None, allowed=None, stream=None):
     """Posterior tag marginals [B,T,K].
 
-    0 at masked steps and on rows whose every path is forbidden.
+    0 at masked steps and on rows whose every path is forbidden. ``stream``
+    (kexue's GPU argument) must be None: the twin runs on the host.
     """
+    _host_only("marginals", stream)
     h, A, s, e, m, dt = _prepare(emissions, transitions, mask, start, end, allowed)
     out = np.zeros(h.shape)
     for b in range(h.shape[0]):
