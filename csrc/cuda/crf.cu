@@ -49,6 +49,11 @@ __device__ inline double end_at(const CrfArgs& a, std::int64_t k) {
   return a.allowed_end != nullptr && !a.allowed_end[k] ? x - kInfD : x;
 }
 
+__device__ inline void store(void* p, bool f32, std::int64_t i, double v) {
+  if (f32) static_cast<float*>(p)[i] = static_cast<float>(v);
+  else static_cast<double*>(p)[i] = v;
+}
+
 __global__ void viterbi_kernel(CrfArgs a, std::int64_t* __restrict__ paths, void* scores,
                                std::int32_t* __restrict__ psi) {
   KX_DYNAMIC_SHARED(double, smem);  // delta [K], nd [K]
@@ -128,8 +133,7 @@ __global__ void viterbi_kernel(CrfArgs a, std::int64_t* __restrict__ paths, void
       }
     }
   }
-  if (a.f32) static_cast<float*>(scores)[b] = static_cast<float>(out);
-  else static_cast<double*>(scores)[b] = out;
+  store(scores, a.f32, b, out);
 }
 
 /// log-sum-exp over i < K of x_i + A[i,j] (column) or x_i + e_i (the end),
@@ -175,16 +179,16 @@ __device__ inline double gold_score(const CrfArgs& a, const void* tags, bool tag
   return sc + end_at(a, prev);
 }
 
-/// bad[0..3) = (1, value, flat index) of a tag outside [0, K) at a valid step
-/// (any one of them, if several), else bad[0] stays 0.
+/// bad[0..3) = (count, value, flat index) of the tags outside [0, K) at valid
+/// steps: the first thread to count one (atomically) writes its value and
+/// index, so the pair reported belongs together; bad[0] stays 0 without one.
 __global__ void check_tags_kernel(const void* tags, bool tags64, const bool* mask, std::int64_t n,
                                   std::int64_t K, std::int64_t* bad) {
   const std::int64_t stride = static_cast<std::int64_t>(gridDim.x) * blockDim.x;
   for (std::int64_t i = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride) {
     if (mask != nullptr && !mask[i]) continue;
     const std::int64_t y = tag_at(tags, tags64, i);
-    if (y < 0 || y >= K) {
-      bad[0] = 1;
+    if ((y < 0 || y >= K) && atomicAdd(reinterpret_cast<unsigned long long*>(bad), 1ull) == 0ull) {
       bad[1] = y;
       bad[2] = i;
     }
@@ -225,8 +229,7 @@ __global__ void forward_kernel(CrfArgs a, const void* tags, bool tags64, void* o
       r = sc == -kInfD ? -kInfD : sc - logz;
     }
   }
-  if (a.f32) static_cast<float*>(out)[b] = static_cast<float>(r);
-  else static_cast<double*>(out)[b] = r;
+  store(out, a.f32, b, r);
 }
 
 /// log-sum-exp over j < K of A[i,j] + v_j (a row), the max first; as lse_col.
@@ -244,11 +247,6 @@ __device__ inline double lse_row(const double* v, const CrfArgs& a, std::int64_t
   double sum = 0.0;
   for (std::int64_t j = 0; j < K; ++j) sum += exp(trans_at(a, i * K + j) + v[j] - m);
   return m + log(sum);
-}
-
-__device__ inline void store(void* p, bool f32, std::int64_t i, double v) {
-  if (f32) static_cast<float*>(p)[i] = static_cast<float>(v);
-  else static_cast<double*>(p)[i] = v;
 }
 
 /// The negative log-likelihood and its gradients, one block a sequence

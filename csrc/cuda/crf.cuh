@@ -46,8 +46,8 @@ void crf_nll_grad(const CrfArgs& a, const void* tags, bool tags64, void* loss, v
 /// without tags. alpha: workspace of B*T*K doubles.
 void crf_marginals(const CrfArgs& a, void* out, double* alpha, cudaStream_t stream);
 
-/// bad[0..3) = (1, value, flat index) when a tag at a valid step (mask
-/// nullable) is outside [0, K); bad must hold zeros on entry.
+/// bad[0..3) = (count, value, flat index) of the tags at valid steps (mask
+/// nullable) outside [0, K), one of them reported; bad must hold zeros on entry.
 unsigned crf_check_tags_blocks(std::int64_t n);
 void crf_check_tags(const void* tags, bool tags64, const bool* mask, std::int64_t n, std::int64_t K,
                     std::int64_t* bad, cudaStream_t stream);
