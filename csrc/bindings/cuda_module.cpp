@@ -113,14 +113,13 @@ PYBIND11_MODULE(_cuda, m) {
       },
       py::arg("emissions"), py::arg("transitions"), py::arg("mask"), py::arg("start"), py::arg("end"),
       py::arg("allowed"), py::arg("allowed_start"), py::arg("allowed_end"), py::arg("out"));
+  // log_partition when tags is None, else log_likelihood
   m.def(
       "crf_forward_into",
-      [](const std::string& which, const py::object& em, const py::object& tags, const py::object& trans,
-         const py::object& mask, const py::object& start, const py::object& end, const py::object& allowed,
-         const py::object& allowed_start, const py::object& allowed_end, const py::object& out) {
-        const bool ll = which == "crf.log_likelihood";
-        KX_CHECK_VALUE(ll || which == "crf.log_partition", "kexue._cuda.crf_forward_into", "op must be ",
-                       "crf.log_partition or crf.log_likelihood; got ", which);
+      [](const py::object& em, const py::object& tags, const py::object& trans, const py::object& mask,
+         const py::object& start, const py::object& end, const py::object& allowed, const py::object& allowed_start,
+         const py::object& allowed_end, const py::object& out) {
+        const bool ll = !tags.is_none();
         const char* op = ll ? "crf.log_likelihood" : "crf.log_partition";
         const CrfViews v(op, em, trans, mask, start, end, allowed, allowed_start, allowed_end);
         const kexue::Array o = gpu_arg(op, out, "out", true);
@@ -133,7 +132,6 @@ PYBIND11_MODULE(_cuda, m) {
           kexue::crf::log_partition(v.em, v.trans, v.opt, o);
         }
       },
-      py::arg("op"), py::arg("emissions"), py::arg("tags"), py::arg("transitions"), py::arg("mask"),
-      py::arg("start"), py::arg("end"), py::arg("allowed"), py::arg("allowed_start"), py::arg("allowed_end"),
-      py::arg("out"));
+      py::arg("emissions"), py::arg("tags"), py::arg("transitions"), py::arg("mask"), py::arg("start"),
+      py::arg("end"), py::arg("allowed"), py::arg("allowed_start"), py::arg("allowed_end"), py::arg("out"));
 }

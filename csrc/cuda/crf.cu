@@ -431,11 +431,25 @@ void check_args(const char* op, const CrfArgs& a, int device) {
   check_pointer(op, a.allowed_end, device, "allowed_end");
 }
 
-void allow_shared(const char* op, void (*k)(CrfArgs, const void*, bool, void*), std::int64_t K) {
-  if (2 * K * static_cast<std::int64_t>(sizeof(double)) > 48 * 1024)
-    check_call(op, cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                        static_cast<int>(2 * K * sizeof(double))),
-               "cudaFuncSetAttribute");
+/// Launch a kernel needing 2K doubles of shared memory: `ws_bytes` of
+/// workspace first (none for 0), the shared-memory limit raised past 48 KiB
+/// when K asks for it, launch(ws), and the workspace freed whatever failed;
+/// then a RuntimeError naming `what` if anything did.
+template <class Kernel, class Launch>
+void launch_with(const char* op, Kernel kernel, std::int64_t K, std::size_t ws_bytes, cudaStream_t st,
+                 const char* what, Launch launch) {
+  void* ws = nullptr;
+  if (ws_bytes > 0) check_call(op, cudaMallocAsync(&ws, ws_bytes, st), "cudaMallocAsync");
+  const std::size_t shared = static_cast<std::size_t>(2 * K) * sizeof(double);
+  cudaError_t e = cudaSuccess;
+  if (shared > 48 * 1024)
+    e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(shared));
+  if (e == cudaSuccess) {
+    launch(ws);
+    e = cudaGetLastError();
+  }
+  if (ws != nullptr) cudaFreeAsync(ws, st);
+  check_call(op, e, what);
 }
 
 /// The tags' range on the device, before any output is written: a call
@@ -471,9 +485,8 @@ void crf_forward_run(const char* op, const CrfArgs& a, int device, const void* t
   if (a.B == 0) return;
   const cudaStream_t st = stream();
   if (tags != nullptr) check_tags(op, a, tags, tags64, st);
-  allow_shared(op, &forward_kernel, a.K);
-  crf_forward(a, tags, tags64, out, st);
-  check_launch(op);
+  launch_with(op, &forward_kernel, a.K, 0, st, "the forward kernel",
+              [&](void*) { crf_forward(a, tags, tags64, out, st); });
 }
 
 void crf_nll_grad_run(const char* op, const CrfArgs& a, int device, const void* tags, bool tags64, void* loss,
@@ -500,20 +513,11 @@ void crf_nll_grad_run(const char* op, const CrfArgs& a, int device, const void* 
   const std::size_t B = static_cast<std::size_t>(a.B), T = static_cast<std::size_t>(a.T > 0 ? a.T : 1),
                     K = static_cast<std::size_t>(a.K);
   const std::size_t n = B * T * K + B * K * K + 2 * B * K;
-  double* buf = nullptr;
-  check_call(op, cudaMallocAsync(reinterpret_cast<void**>(&buf), n * sizeof(double), st), "cudaMallocAsync");
-  const CrfGradWork ws{buf, buf + B * T * K, buf + B * T * K + B * K * K, buf + B * T * K + B * K * K + B * K};
-  cudaError_t e = cudaSuccess;
-  if (2 * K * sizeof(double) > 48 * 1024) {
-    auto k = &nll_grad_kernel;
-    e = cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(2 * K * sizeof(double)));
-  }
-  if (e == cudaSuccess) {
+  launch_with(op, &nll_grad_kernel, a.K, n * sizeof(double), st, "the nll_grad kernels", [&](void* w) {
+    double* buf = static_cast<double*>(w);
+    const CrfGradWork ws{buf, buf + B * T * K, buf + B * T * K + B * K * K, buf + B * T * K + B * K * K + B * K};
     crf_nll_grad(a, tags, tags64, loss, dh, dA, ds, de, ws, st);
-    e = cudaGetLastError();
-  }
-  cudaFreeAsync(buf, st);
-  check_call(op, e, "the nll_grad kernels");
+  });
 }
 
 void crf_marginals_run(const char* op, const CrfArgs& a, int device, void* out) {
@@ -523,19 +527,8 @@ void crf_marginals_run(const char* op, const CrfArgs& a, int device, void* out) 
   if (a.B == 0) return;
   const cudaStream_t st = stream();
   const std::size_t n = static_cast<std::size_t>(a.B * (a.T > 0 ? a.T : 1) * a.K);
-  double* alpha = nullptr;
-  check_call(op, cudaMallocAsync(reinterpret_cast<void**>(&alpha), n * sizeof(double), st), "cudaMallocAsync");
-  cudaError_t e = cudaSuccess;
-  if (2 * a.K * static_cast<std::int64_t>(sizeof(double)) > 48 * 1024) {
-    auto k = &nll_grad_kernel;
-    e = cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(2 * a.K * sizeof(double)));
-  }
-  if (e == cudaSuccess) {
-    crf_marginals(a, out, alpha, st);
-    e = cudaGetLastError();
-  }
-  cudaFreeAsync(alpha, st);
-  check_call(op, e, "the marginals kernel");
+  launch_with(op, &nll_grad_kernel, a.K, n * sizeof(double), st, "the marginals kernel",
+              [&](void* alpha) { crf_marginals(a, out, static_cast<double*>(alpha), st); });
 }
 
 void crf_viterbi_run(const char* op, const CrfArgs& a, int device, std::int64_t* paths, void* scores) {
@@ -544,20 +537,10 @@ void crf_viterbi_run(const char* op, const CrfArgs& a, int device, std::int64_t*
   check_pointer(op, paths, device, "paths");
   check_pointer(op, scores, device, "scores");
   if (a.B == 0) return;
-  std::int32_t* psi = nullptr;
   const std::size_t n = static_cast<std::size_t>(a.B * (a.T > 0 ? a.T : 1) * a.K);
   const cudaStream_t st = stream();
-  check_call(op, cudaMallocAsync(reinterpret_cast<void**>(&psi), n * sizeof(std::int32_t), st), "cudaMallocAsync");
-  if (2 * a.K * static_cast<std::int64_t>(sizeof(double)) > 48 * 1024) {
-    auto k = &viterbi_kernel;
-    check_call(op, cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                        static_cast<int>(2 * a.K * sizeof(double))),
-               "cudaFuncSetAttribute");
-  }
-  crf_viterbi(a, paths, scores, psi, st);
-  const cudaError_t e = cudaGetLastError();
-  cudaFreeAsync(psi, st);
-  check_call(op, e, "the Viterbi kernel");
+  launch_with(op, &viterbi_kernel, a.K, n * sizeof(std::int32_t), st, "the Viterbi kernel",
+              [&](void* psi) { crf_viterbi(a, paths, scores, static_cast<std::int32_t*>(psi), st); });
 }
 
 }  // namespace cuda

@@ -67,11 +67,6 @@ class CRFGrad(NamedTuple):
     d_end: np.ndarray
 
 
-def _host_stream(op, stream):
-    if stream is not None:
-        raise ValueError(f"[kexue.{op}] stream is for GPU arrays; these are host arrays (got {stream!r})")
-
-
 def _opts(op, mask, start, end, allowed):
     al, als, ale = split_allowed(op, allowed)
     return dict(
@@ -113,7 +108,7 @@ def log_partition(emissions, transitions, *, mask=None, start=None, end=None, al
     if _kcuda.is_gpu_array(emissions):
         return _kcuda._crf_forward("crf.log_partition", emissions, None, transitions, mask, start, end,
                                    allowed, stream)
-    _host_stream("crf.log_partition", stream)
+    _kcuda._host_stream("crf.log_partition", stream)
     return _core.crf_log_partition(
         arr(emissions), arr(transitions), **_opts("crf.log_partition", mask, start, end, allowed)
     )
@@ -149,7 +144,7 @@ def log_likelihood(emissions, tags, transitions, *, mask=None, start=None, end=N
     if _kcuda.is_gpu_array(emissions):
         return _kcuda._crf_forward("crf.log_likelihood", emissions, tags, transitions, mask, start, end,
                                    allowed, stream)
-    _host_stream("crf.log_likelihood", stream)
+    _kcuda._host_stream("crf.log_likelihood", stream)
     return _core.crf_log_likelihood(
         arr(emissions), arr(tags), arr(transitions),
         **_opts("crf.log_likelihood", mask, start, end, allowed),
@@ -184,7 +179,7 @@ def nll_grad(emissions, tags, transitions, *, mask=None, start=None, end=None, a
     """
     if _kcuda.is_gpu_array(emissions):
         return CRFGrad(*_kcuda._crf_nll_grad(emissions, tags, transitions, mask, start, end, allowed, stream))
-    _host_stream("crf.nll_grad", stream)
+    _kcuda._host_stream("crf.nll_grad", stream)
     out = _core.crf_nll_grad(
         arr(emissions), arr(tags), arr(transitions),
         **_opts("crf.nll_grad", mask, start, end, allowed),
@@ -209,7 +204,7 @@ def marginals(emissions, transitions, *, mask=None, start=None, end=None, allowe
     """
     if _kcuda.is_gpu_array(emissions):
         return _kcuda._crf_marginals(emissions, transitions, mask, start, end, allowed, stream)
-    _host_stream("crf.marginals", stream)
+    _kcuda._host_stream("crf.marginals", stream)
     return _core.crf_marginals(
         arr(emissions), arr(transitions), **_opts("crf.marginals", mask, start, end, allowed)
     )
@@ -242,7 +237,7 @@ def viterbi(emissions, transitions, *, mask=None, start=None, end=None, allowed=
     """
     if _kcuda.is_gpu_array(emissions):
         return _kcuda._crf_viterbi(emissions, transitions, mask, start, end, allowed, stream)
-    _host_stream("crf.viterbi", stream)
+    _kcuda._host_stream("crf.viterbi", stream)
     return _core.crf_viterbi(
         arr(emissions), arr(transitions), **_opts("crf.viterbi", mask, start, end, allowed)
     )

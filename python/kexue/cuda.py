@@ -121,6 +121,12 @@ def _on_stream(m, handle):
         m.set_stream(prev)
 
 
+def _host_stream(op, stream):
+    """A ValueError unless ``stream`` is None: host arrays take no stream."""
+    if stream is not None:
+        raise ValueError(f"[kexue.{op}] stream is for GPU arrays; these are host arrays (got {stream!r})")
+
+
 def _backend(op, core, arrays, stream):
     """The module to call for ``arrays`` (kexue._cuda when the first is a GPU
     array, else kexue._core) and a context that sets the stream."""
@@ -128,8 +134,7 @@ def _backend(op, core, arrays, stream):
     if first is not None and is_gpu_array(first):
         m = _module(op)
         return m, _on_stream(m, _stream_handle(op, stream))
-    if stream is not None:
-        raise ValueError(f"[kexue.{op}] stream is for GPU arrays; these are host arrays (got {stream!r})")
+    _host_stream(op, stream)
     return core, contextlib.nullcontext()
 
 
@@ -183,7 +188,7 @@ def _crf_forward(op, emissions, tags, transitions, mask, start, end, allowed, st
     m, (al, als, ale), (B, _, _) = _crf_prepare(op, emissions, allowed)
     out = _empty(op, emissions, (B,), None)
     with _on_stream(m, _stream_handle(op, stream)):
-        m.crf_forward_into(op, emissions, tags, transitions, mask, start, end, al, als, ale, out)
+        m.crf_forward_into(emissions, tags, transitions, mask, start, end, al, als, ale, out)
     return out
 
 
